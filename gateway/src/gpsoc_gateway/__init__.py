@@ -1,0 +1,1 @@
+"""The openGPSoC API gateway: the one public entry to the platform."""

@@ -1,0 +1,1 @@
+"""openGPSoC service chassis: what every service does the same way, and no domain logic."""

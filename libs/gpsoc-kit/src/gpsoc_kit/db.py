@@ -1,0 +1,76 @@
+"""Async database access with the practice (tenant) set per transaction.
+
+Services connect as a non-owner role, and every table holding practice data has
+a FORCE'd row-level-security policy on `app.practice`. Setting it with
+`set_config(..., is_local => true)` scopes it to the transaction, so a pooled
+connection can never carry one practice's context into another's request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PRACTICE_SETTING = "app.practice"
+# Used by relays and by consumers before they know an event's practice. No
+# policy matches it, so tenant tables stay invisible under it.
+NO_PRACTICE = ""
+
+_SET_PRACTICE = text("SELECT set_config('app.practice', :practice, true)")
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept plain postgresql:// URLs from the environment; SQLAlchemy needs the driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def plain_url(url: str) -> str:
+    """The libpq form (for asyncpg.connect and LISTEN connections)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=False,
+        # Prepared statements are cached per connection by asyncpg; SQLAlchemy's
+        # compiled cache keeps Core statements cheap on hot paths.
+        connect_args={"server_settings": {"application_name": "gpsoc"}},
+    )
+
+
+@asynccontextmanager
+async def practice_transaction(engine: AsyncEngine, practice: str) -> AsyncIterator[AsyncConnection]:
+    """A transaction in which row-level security shows only `practice`'s rows."""
+    async with engine.begin() as conn:
+        await conn.execute(_SET_PRACTICE, {"practice": practice})
+        yield conn
+
+
+async def set_practice(conn: AsyncConnection, practice: str) -> None:
+    await conn.execute(_SET_PRACTICE, {"practice": practice})
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,185 @@
+"""FastAPI plumbing shared by services and the gateway: errors as OperationOutcome,
+request ids, trace context, latency metrics, health and metrics endpoints."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import metrics
+from .auth import Permission, Principal, TokenVerifier, bearer_token
+from .fhir import FhirError, FhirResponse, Issue
+from .telemetry import extract_context, practice_var, request_id_var, tracer, tracing_enabled
+
+log = logging.getLogger("gpsoc.http")
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_: Request, exc: FhirError) -> Response:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+        issues = [
+            Issue(str(err.get("msg", "invalid")), code="invalid",
+                  expression=".".join(str(p) for p in err.get("loc", ()) if p != "body") or None)
+            for err in exc.errors()
+        ]
+        return FhirError(400, "Invalid request", issues=issues).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        if exc.status_code == 404:
+            message = "No such resource or route"
+        elif exc.status_code == 405:
+            message = "This interaction is not supported on this resource"
+        return FhirError(exc.status_code, message).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        # The type only: messages can quote patient data (e.g. unique-violation details).
+        log.error("unhandled error", extra={"reason": type(exc).__name__})
+        return FhirError(500, "An unexpected error occurred; it has been logged",
+                         code="exception").response()
+
+
+class RequestContextMiddleware:
+    """Request id, trace context and latency histogram by route (pure ASGI: cheap)."""
+
+    def __init__(self, app: ASGIApp, *, service_name: str) -> None:
+        self.app = app
+        self._histogram = metrics.http_request_duration(service_name)
+        self._tracer = tracer(service_name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        request_id_var.set(request_id)
+        practice_var.set(None)
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [
+                    (b"x-request-id", request_id.encode("latin-1"))
+                ]
+            await send(message)
+
+        started = time.perf_counter()
+        token = None
+        if tracing_enabled():
+            token = otel_context.attach(extract_context(headers))
+        try:
+            if tracing_enabled():
+                with self._tracer.start_as_current_span(
+                    f"{scope['method']} {scope['path']}", kind=trace.SpanKind.SERVER
+                ):
+                    await self.app(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            self._histogram.labels(scope["method"], route_path, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def add_health_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
+    """/healthz: the process is alive. /readyz: every dependency answers. /metrics: Prometheus."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                ok = await check()
+            except Exception:  # noqa: BLE001 - a failing check is an unready dependency
+                ok = False
+            results[name] = "ok" if ok else "unavailable"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse({"status": "ready" if ready else "not-ready", "checks": results},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+
+async def current_principal(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = await verifier.verify(bearer_token(request.headers.get("authorization")))
+    practice_var.set(principal.practice)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(permission: Permission) -> Any:
+    """A dependency that answers 403 unless the caller's roles grant `permission`."""
+
+    async def _dependency(principal: CurrentPrincipal) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return Depends(_dependency)
+
+
+def fhir_response(resource: dict[str, Any], *, status: int = 200, location: str | None = None) -> FhirResponse:
+    headers = {}
+    meta = resource.get("meta") or {}
+    if "versionId" in meta:
+        headers["ETag"] = f'W/"{meta["versionId"]}"'
+        headers["Last-Modified"] = meta.get("lastUpdated", "")
+    if location:
+        headers["Location"] = location
+    return FhirResponse(resource, status_code=status, headers=headers)
+
+
+async def read_resource(request: Request, resource_type: str, *, max_bytes: int = 1_000_000) -> dict[str, Any]:
+    """The FHIR resource in a request body, or a 400/413/415 OperationOutcome."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type not in ("application/fhir+json", "application/json"):
+        raise FhirError(415, "Send FHIR JSON (Content-Type: application/fhir+json)",
+                        code="not-supported")
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise FhirError(413, f"The request body is larger than {max_bytes} bytes", code="too-costly")
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise FhirError(400, "The request body is not valid JSON", code="structure") from None
+    if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
+        raise FhirError(400, f"The request body must be a {resource_type} resource",
+                        code="structure", expression=f"{resource_type}.resourceType")
+    return resource

@@ -1,0 +1,52 @@
+"""Outbox and inbox tables: events leave and arrive in the same transaction as the change."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Events waiting to be published. `seq` gives the publish order."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("id", UUID(as_uuid=False), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("message_key", Text, nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("practice_code", String(10), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_unpublished", "seq", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Events a consumer group has applied; the primary key makes a redelivery a no-op."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer_group", String(200), primary_key=True),
+        Column("event_id", String(200), primary_key=True),
+        Column("event_type", String(200), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def notify_channel(service_name: str) -> str:
+    """The LISTEN/NOTIFY channel a service's relay wakes on."""
+    return "outbox_" + "".join(c if c.isalnum() else "_" for c in service_name)

@@ -1,0 +1,36 @@
+"""Settings read once from the environment; every service extends ServiceSettings."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every openGPSoC process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = Field(
+        default="gpsoc", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "SERVICE_NAME")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    health_port: int | None = None
+
+    database_url: str = "postgresql://localhost/gpsoc"
+    migration_database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+
+    jwt_issuer: str = "https://dev-issuer.opengpsoc.local"
+    jwt_audience: str = "opengpsoc"
+    jwt_jwks_file: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256")
+    jwt_leeway_seconds: int = 30
+
+    log_level: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:8080/fhir/R4"

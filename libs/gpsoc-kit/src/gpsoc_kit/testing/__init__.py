@@ -1,0 +1,1 @@
+"""Test support shared by every service: real PostgreSQL and Kafka, never mocks of them."""

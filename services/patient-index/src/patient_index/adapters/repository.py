@@ -1,0 +1,295 @@
+"""Reads and writes of the patient index's tables with SQLAlchemy Core (no ORM on hot paths).
+
+Every query runs inside a unit of work whose transaction has the caller's
+practice set, so row-level security filters each statement; the repository never
+adds a practice filter of its own to decide what a caller may see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, insert, literal_column, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..domain.errors import DuplicateNhsNumber
+from ..domain.names import normalise, soundex
+from ..domain.patient import PatientDetails
+from .tables import organizations, patient_versions, patients, practitioners
+
+
+@dataclass(frozen=True)
+class StoredPatient:
+    id: str
+    practice_code: str
+    version_id: int
+    resource: dict[str, Any]
+    details: PatientDetails | None = None
+
+
+def _columns(details: PatientDetails) -> dict[str, Any]:
+    return {
+        "nhs_number": details.nhs_number,
+        "family": details.family,
+        "given": details.given,
+        "family_normalised": details.family_normalised,
+        "given_normalised": details.given_normalised,
+        "name_text": details.name_text,
+        "family_soundex": details.family_soundex,
+        "birth_date": details.birth_date,
+        "gender": details.gender,
+        "postal_code": details.postal_code,
+        "gp_practitioner_id": details.gp_practitioner_id,
+        "active": details.active,
+        "deceased": details.deceased,
+    }
+
+
+class PatientRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, *, patient_id: str, practice: str, details: PatientDetails,
+                  resource: dict[str, Any], recorded_at: dt.datetime, recorded_by: str) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(
+                    insert(patients).values(
+                        id=patient_id, practice_code=practice, version_id=1,
+                        last_updated=recorded_at, resource=resource, **_columns(details),
+                    )
+                )
+        except IntegrityError as exc:
+            if "uq_patients_nhs_number" in str(exc.orig):
+                raise DuplicateNhsNumber() from None
+            raise
+        await self._add_version(patient_id, practice, 1, resource, recorded_at, recorded_by)
+
+    async def replace(self, *, patient_id: str, practice: str, expected_version: int,
+                      details: PatientDetails, resource: dict[str, Any],
+                      recorded_at: dt.datetime, recorded_by: str) -> bool:
+        """Write a new version if the current one is still `expected_version` (optimistic lock)."""
+        new_version = expected_version + 1
+        try:
+            async with self._conn.begin_nested():
+                result = await self._conn.execute(
+                    update(patients)
+                    .where(patients.c.id == patient_id, patients.c.version_id == expected_version)
+                    .values(version_id=new_version, last_updated=recorded_at, resource=resource,
+                            **_columns(details))
+                )
+        except IntegrityError as exc:
+            if "uq_patients_nhs_number" in str(exc.orig):
+                raise DuplicateNhsNumber() from None
+            raise
+        if result.rowcount != 1:
+            return False
+        await self._add_version(patient_id, practice, new_version, resource, recorded_at, recorded_by)
+        return True
+
+    async def _add_version(self, patient_id: str, practice: str, version_id: int,
+                           resource: dict[str, Any], recorded_at: dt.datetime,
+                           recorded_by: str) -> None:
+        await self._conn.execute(
+            insert(patient_versions).values(
+                patient_id=patient_id, version_id=version_id, practice_code=practice,
+                recorded_at=recorded_at, recorded_by=recorded_by, resource=resource,
+            )
+        )
+
+    async def get(self, patient_id: str, *, for_update: bool = False) -> StoredPatient | None:
+        query = select(patients.c.id, patients.c.practice_code, patients.c.version_id,
+                       patients.c.resource).where(patients.c.id == patient_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            return None
+        return StoredPatient(row.id, row.practice_code, row.version_id, row.resource)
+
+    async def history(self, patient_id: str) -> list[dict[str, Any]]:
+        rows = await self._conn.execute(
+            select(patient_versions.c.resource)
+            .where(patient_versions.c.patient_id == patient_id)
+            .order_by(patient_versions.c.version_id.desc())
+        )
+        return [r.resource for r in rows]
+
+    async def version(self, patient_id: str, version_id: int) -> dict[str, Any] | None:
+        return await self._conn.scalar(
+            select(patient_versions.c.resource).where(
+                patient_versions.c.patient_id == patient_id,
+                patient_versions.c.version_id == version_id,
+            )
+        )
+
+    async def search(self, criteria: list[ColumnElement[bool]], *, count: int, offset: int,
+                     order_by: list[Any] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Matching resources (one page) and the total, in one round trip."""
+        where = and_(*criteria) if criteria else literal_column("true")
+        query = (
+            select(patients.c.resource, func.count().over().label("total"))
+            .where(where)
+            .order_by(*(order_by or [patients.c.family_normalised, patients.c.given_normalised,
+                                     patients.c.id]))
+            .limit(count)
+            .offset(offset)
+        )
+        rows = (await self._conn.execute(query)).all()
+        if rows:
+            return [r.resource for r in rows], rows[0].total
+        if offset == 0 or count == 0:
+            total = await self._conn.scalar(select(func.count()).select_from(patients).where(where))
+            return [], int(total or 0)
+        total = await self._conn.scalar(select(func.count()).select_from(patients).where(where))
+        return [], int(total or 0)
+
+    async def ids_by_nhs_number(self, nhs_number: str) -> str | None:
+        return await self._conn.scalar(select(patients.c.id).where(patients.c.nhs_number == nhs_number))
+
+
+# Search criteria builders: the API's search parameters turned into SQL.
+def by_nhs_number(value: str) -> ColumnElement[bool]:
+    return patients.c.nhs_number == value
+
+
+def by_id(value: str) -> ColumnElement[bool]:
+    return patients.c.id == value
+
+
+def by_family(value: str) -> ColumnElement[bool]:
+    return patients.c.family_normalised.startswith(normalise(value), autoescape=True)
+
+
+def by_given(value: str) -> ColumnElement[bool]:
+    given = normalise(value)
+    return or_(patients.c.given_normalised.startswith(given, autoescape=True),
+               patients.c.given_normalised.contains(" " + given, autoescape=True))
+
+
+def by_name(value: str) -> ColumnElement[bool]:
+    return or_(by_family(value), by_given(value))
+
+
+def by_birth_date(operator: str, value: dt.date) -> ColumnElement[bool]:
+    return patients.c.birth_date.op(operator)(value)
+
+
+def by_gender(value: str) -> ColumnElement[bool]:
+    return patients.c.gender == value
+
+
+def by_postal_code(value: str) -> ColumnElement[bool]:
+    return patients.c.postal_code.startswith("".join(value.split()).upper(), autoescape=True)
+
+
+def by_general_practitioner(practitioner_id: str) -> ColumnElement[bool]:
+    return patients.c.gp_practitioner_id == practitioner_id
+
+
+def by_phonetic(value: str) -> ColumnElement[bool]:
+    """Tolerates a typo: same Soundex of the family name, or trigram-similar full name."""
+    term = normalise(value)
+    return or_(
+        patients.c.family_soundex == soundex(value),
+        patients.c.name_text.op("%")(term),
+    )
+
+
+def phonetic_rank(value: str) -> Any:
+    return func.similarity(patients.c.name_text, normalise(value)).desc()
+
+
+class OrganizationRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, org_id: str) -> dict[str, Any] | None:
+        return await self._conn.scalar(select(organizations.c.resource)
+                                       .where(organizations.c.id == org_id))
+
+    async def search(self, *, ods_code: str | None, name: str | None, count: int,
+                     offset: int) -> tuple[list[dict[str, Any]], int]:
+        criteria = []
+        if ods_code:
+            criteria.append(organizations.c.ods_code == ods_code.upper())
+        if name:
+            criteria.append(func.lower(organizations.c.name).contains(name.lower(), autoescape=True))
+        query = (select(organizations.c.resource, func.count().over().label("total"))
+                 .where(and_(*criteria) if criteria else literal_column("true"))
+                 .order_by(organizations.c.ods_code).limit(count).offset(offset))
+        rows = (await self._conn.execute(query)).all()
+        return [r.resource for r in rows], (rows[0].total if rows else 0)
+
+    async def upsert(self, *, org_id: str, practice: str, ods_code: str, name: str,
+                     resource: dict[str, Any], recorded_at: dt.datetime) -> bool:
+        """Insert if absent; returns whether it was inserted (seeding is idempotent)."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        result = await self._conn.execute(
+            pg_insert(organizations).values(
+                id=org_id, practice_code=practice, ods_code=ods_code, name=name, version_id=1,
+                last_updated=recorded_at, resource=resource,
+            ).on_conflict_do_nothing()
+        )
+        return result.rowcount == 1
+
+
+class PractitionerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, practitioner_id: str) -> dict[str, Any] | None:
+        return await self._conn.scalar(select(practitioners.c.resource)
+                                       .where(practitioners.c.id == practitioner_id))
+
+    async def exists(self, practitioner_id: str) -> bool:
+        return await self._conn.scalar(
+            select(func.count()).select_from(practitioners).where(practitioners.c.id == practitioner_id)
+        ) == 1
+
+    async def search(self, criteria: list[ColumnElement[bool]], *, count: int,
+                     offset: int) -> tuple[list[dict[str, Any]], int]:
+        query = (select(practitioners.c.resource, func.count().over().label("total"))
+                 .where(and_(*criteria) if criteria else literal_column("true"))
+                 .order_by(practitioners.c.family_normalised, practitioners.c.id)
+                 .limit(count).offset(offset))
+        rows = (await self._conn.execute(query)).all()
+        return [r.resource for r in rows], (rows[0].total if rows else 0)
+
+    async def add(self, *, practitioner_id: str, practice: str, family: str, given: str,
+                  sds_user_id: str | None, roles: list[str], prescriber: bool,
+                  resource: dict[str, Any], recorded_at: dt.datetime) -> bool:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        result = await self._conn.execute(
+            pg_insert(practitioners).values(
+                id=practitioner_id, practice_code=practice, family_normalised=normalise(family),
+                given_normalised=normalise(given), sds_user_id=sds_user_id, roles=roles,
+                prescriber=prescriber, active=True, version_id=1, last_updated=recorded_at,
+                resource=resource,
+            ).on_conflict_do_nothing()
+        )
+        return result.rowcount == 1
+
+
+def practitioner_by_family(value: str) -> ColumnElement[bool]:
+    return practitioners.c.family_normalised.startswith(normalise(value), autoescape=True)
+
+
+def practitioner_by_name(value: str) -> ColumnElement[bool]:
+    term = normalise(value)
+    return or_(practitioners.c.family_normalised.startswith(term, autoescape=True),
+               practitioners.c.given_normalised.startswith(term, autoescape=True))
+
+
+def practitioner_by_identifier(value: str) -> ColumnElement[bool]:
+    return practitioners.c.sds_user_id == value
+
+
+def practitioner_by_id(value: str) -> ColumnElement[bool]:
+    return practitioners.c.id == value

@@ -1,0 +1,101 @@
+"""The patient index's tables (SQLAlchemy Core). Every row carries its practice."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+from gpsoc_kit.db import new_metadata
+from gpsoc_kit.messaging import inbox_table, outbox_table
+
+metadata = new_metadata()
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+    Column("nhs_number", String(10), nullable=True),
+    Column("family", Text, nullable=False),
+    Column("given", Text, nullable=False),
+    Column("family_normalised", Text, nullable=False),
+    Column("given_normalised", Text, nullable=False),
+    Column("name_text", Text, nullable=False),
+    Column("family_soundex", String(4), nullable=False),
+    Column("birth_date", Date, nullable=True),
+    Column("gender", String(10), nullable=True),
+    Column("postal_code", String(10), nullable=True),
+    Column("gp_practitioner_id", UUID(as_uuid=False), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("deceased", Boolean, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("resource", JSONB, nullable=False),
+    # One registration per NHS number in the whole deployment, across practices.
+    Index("uq_patients_nhs_number", "nhs_number", unique=True,
+          postgresql_where=text("nhs_number IS NOT NULL")),
+    Index("ix_patients_practice_family", "practice_code", "family_normalised"),
+    Index("ix_patients_practice_birth_date", "practice_code", "birth_date"),
+    Index("ix_patients_practice_postal_code", "practice_code", "postal_code"),
+    Index("ix_patients_practice_soundex", "practice_code", "family_soundex"),
+    Index("ix_patients_practice_gp", "practice_code", "gp_practitioner_id"),
+    Index("ix_patients_name_trgm", "name_text", postgresql_using="gin",
+          postgresql_ops={"name_text": "gin_trgm_ops"}),
+)
+
+patient_versions = Table(
+    "patient_versions",
+    metadata,
+    Column("patient_id", UUID(as_uuid=False), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", Text, nullable=False),
+    Column("resource", JSONB, nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+    Column("ods_code", String(10), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("resource", JSONB, nullable=False),
+)
+
+practitioners = Table(
+    "practitioners",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+    Column("family_normalised", Text, nullable=False),
+    Column("given_normalised", Text, nullable=False),
+    Column("sds_user_id", String(20), nullable=True),
+    Column("roles", ARRAY(Text), nullable=False),
+    Column("prescriber", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("resource", JSONB, nullable=False),
+    Index("ix_practitioners_practice_family", "practice_code", "family_normalised"),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)
+
+TENANT_TABLES = ("patients", "patient_versions", "organizations", "practitioners")

@@ -1,0 +1,1 @@
+"""The patient index's domain: plain Python, no framework, no I/O."""

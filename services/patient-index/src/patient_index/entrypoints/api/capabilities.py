@@ -1,0 +1,41 @@
+"""What the patient index serves, declared once: /metadata and the gateway are built from it."""
+
+from gpsoc_kit.capability import ResourceCapability, SearchParam
+
+from ...domain.patient import UK_CORE_PATIENT_PROFILE
+from ...service_layer.handlers import UK_CORE_ORGANIZATION_PROFILE, UK_CORE_PRACTITIONER_PROFILE
+
+RESOURCES = [
+    ResourceCapability(
+        type="Patient",
+        profile=UK_CORE_PATIENT_PROFILE,
+        interactions=("read", "vread", "update", "history-instance", "create", "search-type"),
+        search_params=(
+            SearchParam("_id", "token"),
+            SearchParam("identifier", "token", "NHS number: https://fhir.nhs.uk/Id/nhs-number|<10 digits>"),
+            SearchParam("family", "string"),
+            SearchParam("given", "string"),
+            SearchParam("name", "string"),
+            SearchParam("birthdate", "date", "eq, ge, le, gt, lt prefixes"),
+            SearchParam("gender", "token"),
+            SearchParam("address-postalcode", "string"),
+            SearchParam("general-practitioner", "reference"),
+            SearchParam("phonetic", "string", "Tolerates a typo: Soundex of the family name or trigram similarity of the whole name"),
+        ),
+    ),
+    ResourceCapability(
+        type="Organization",
+        profile=UK_CORE_ORGANIZATION_PROFILE,
+        interactions=("read", "search-type"),
+        search_params=(SearchParam("identifier", "token", "ODS code"), SearchParam("name", "string")),
+        versioning="versioned",
+    ),
+    ResourceCapability(
+        type="Practitioner",
+        profile=UK_CORE_PRACTITIONER_PROFILE,
+        interactions=("read", "search-type"),
+        search_params=(SearchParam("_id", "token"), SearchParam("family", "string"),
+                       SearchParam("name", "string"), SearchParam("identifier", "token")),
+        versioning="versioned",
+    ),
+]

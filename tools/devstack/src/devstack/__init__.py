@@ -1,0 +1,1 @@
+"""openGPSoC local development stack (see devstack.__main__ for the commands)."""
