@@ -1,7 +1,6 @@
 """Profile defaults and environment overrides."""
 
 import pytest
-
 from devstack.config import ConfigError, StackConfig
 
 
@@ -23,7 +22,11 @@ def test_run_profile_defaults(repo):
 def test_test_profile_defaults(repo):
     config = StackConfig.for_profile("test", env={"GPSOC_REPO_ROOT": str(repo)})
     assert config.state_dir == repo / ".state" / "test"
-    assert (config.pg_port, config.kafka_port, config.kafka_controller_port) == (55433, 19092, 19093)
+    assert (config.pg_port, config.kafka_port, config.kafka_controller_port) == (
+        55433,
+        19092,
+        19093,
+    )
     assert (config.gateway_port, config.port_for("PATIENT_INDEX")) == (18080, 18101)
 
 
@@ -39,8 +42,18 @@ def test_overrides_are_per_profile(repo):
     }
     run = StackConfig.for_profile("run", env=env)
     test = StackConfig.for_profile("test", env=env)
-    assert (run.pg_port, run.kafka_port, run.port_for("PATIENT_INDEX"), run.gateway_port) == (6000, 6001, 6002, 8080)
-    assert (test.pg_port, test.gateway_port, test.kafka_controller_port, test.kafka_port) == (7000, 7001, 7002, 19092)
+    assert (run.pg_port, run.kafka_port, run.port_for("PATIENT_INDEX"), run.gateway_port) == (
+        6000,
+        6001,
+        6002,
+        8080,
+    )
+    assert (test.pg_port, test.gateway_port, test.kafka_controller_port, test.kafka_port) == (
+        7000,
+        7001,
+        7002,
+        19092,
+    )
 
 
 def test_bad_port_and_profile(repo):

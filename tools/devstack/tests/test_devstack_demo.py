@@ -4,7 +4,6 @@ import json
 import uuid
 
 import pytest
-
 from devstack import demo
 
 
@@ -78,7 +77,10 @@ def test_staff_roles_and_prescribers(data):
     for practice in ("A81001", "A81002"):
         for role in demo.ROLES:
             assert (practice, role) in staff
-    assert sum(1 for p in data["practitioners"] if p["role"] == "gp" and p["practice"] == "A81001") == 2
+    assert (
+        sum(1 for p in data["practitioners"] if p["role"] == "gp" and p["practice"] == "A81001")
+        == 2
+    )
     for p in data["practitioners"]:
         assert len(p["resource"]["identifier"][0]["value"]) == 12
         if p["role"] == "gp":

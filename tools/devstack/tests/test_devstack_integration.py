@@ -7,7 +7,6 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-
 from devstack.testing import TestStack
 from devstack.topics import TOPICS
 
@@ -17,11 +16,19 @@ DB = "devstack_selftest"
 
 
 @pytest.fixture(scope="module")
-def stack():
-    # Reuses a stack that is already up; stops only what it started itself.
+def stack(request):
+    # Share the chassis plugin's session stack when it is loaded; otherwise run our own,
+    # which reuses a stack that is already up and stops only what it started itself.
+    if "test_stack" in request.fixturenames or _plugin_loaded(request):
+        yield request.getfixturevalue("test_stack")
+        return
     stack = TestStack().start()
     yield stack
     stack.stop()
+
+
+def _plugin_loaded(request) -> bool:
+    return request.config.pluginmanager.has_plugin("gpsoc_kit.testing.plugin")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +40,8 @@ async def test_app_role_is_not_owner_superuser_or_bypassrls(database):
     admin = await asyncpg.connect(database.superuser_url)
     try:
         row = await admin.fetchrow(
-            "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = $1",
+            "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole"
+            " FROM pg_roles WHERE rolname = $1",
             database.app_user,
         )
         owner = await admin.fetchval(
@@ -71,7 +79,9 @@ async def test_app_role_sees_only_its_practice_under_forced_rls(database):
         for practice, body in (("A81001", "a1"), ("A81001", "a2"), ("A81002", "b1")):
             async with app.transaction():
                 await app.execute("SELECT set_config('app.practice', $1, true)", practice)
-                await app.execute("INSERT INTO note (practice, body) VALUES ($1, $2)", practice, body)
+                await app.execute(
+                    "INSERT INTO note (practice, body) VALUES ($1, $2)", practice, body
+                )
 
         async with app.transaction():
             await app.execute("SET LOCAL app.practice = 'A81001'")
@@ -147,17 +157,26 @@ async def test_kafka_round_trip(stack):
     stack.create_topics({topic: 3})
     stack.create_topics({topic: 3})  # idempotent
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True, acks="all"
+    )
     await producer.start()
     try:
-        await producer.send_and_wait(topic, b'{"hello": "world"}', key=b"patient-1",
-                                     headers=[("traceparent", b"00-abc-def-01")])
+        await producer.send_and_wait(
+            topic,
+            b'{"hello": "world"}',
+            key=b"patient-1",
+            headers=[("traceparent", b"00-abc-def-01")],
+        )
     finally:
         await producer.stop()
 
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=stack.kafka_bootstrap, group_id=f"selftest-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=stack.kafka_bootstrap,
+        group_id=f"selftest-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

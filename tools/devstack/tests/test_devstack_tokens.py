@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import jwt
 import pytest
-
 from devstack import demo, tokens
 from devstack.__main__ import main
 from devstack.config import JWT_AUDIENCE, JWT_ISSUER
@@ -23,7 +22,9 @@ def verify(token: str, jwks_file):
     header = jwt.get_unverified_header(token)
     (jwk,) = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
     public_key = jwt.PyJWK(jwk).key
-    return jwt.decode(token, public_key, algorithms=["RS256"], audience=JWT_AUDIENCE, issuer=JWT_ISSUER)
+    return jwt.decode(
+        token, public_key, algorithms=["RS256"], audience=JWT_AUDIENCE, issuer=JWT_ISSUER
+    )
 
 
 def test_token_verifies_with_jwks_and_carries_the_claims(keys):
@@ -42,9 +43,18 @@ def test_token_verifies_with_jwks_and_carries_the_claims(keys):
 
 
 def test_prescriber_flag_differs_by_practice(keys):
-    assert verify(tokens.mint_token("nurse", "A81001", keys=keys), keys.jwks_file)["prescriber"] is True
-    assert verify(tokens.mint_token("nurse", "A81002", keys=keys), keys.jwks_file)["prescriber"] is False
-    assert verify(tokens.mint_token("receptionist", "A81002", keys=keys), keys.jwks_file)["prescriber"] is False
+    assert (
+        verify(tokens.mint_token("nurse", "A81001", keys=keys), keys.jwks_file)["prescriber"]
+        is True
+    )
+    assert (
+        verify(tokens.mint_token("nurse", "A81002", keys=keys), keys.jwks_file)["prescriber"]
+        is False
+    )
+    assert (
+        verify(tokens.mint_token("receptionist", "A81002", keys=keys), keys.jwks_file)["prescriber"]
+        is False
+    )
 
 
 def test_lifetime_and_tampering(keys):

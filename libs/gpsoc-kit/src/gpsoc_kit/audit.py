@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,8 @@ from .telemetry import current_traceparent, request_id_var
 from .uow import UnitOfWork
 
 AUDIT_TOPIC = "audit.events.v1"
+# The audit event's schema lives with the chassis: every service produces it.
+AUDIT_SCHEMA_DIR = Path(__file__).parent / "schemas"
 AUDIT_EVENT_TYPE = "audit.recorded.v1"
 
 # FHIR restful-interaction codes -> AuditEvent.action (C R U D E).

@@ -1,10 +1,10 @@
 """python -m devstack <command>: the local stack's command line (the Makefile calls it).
 
-  run                                  the whole platform in the foreground (make run)
-  infra up|down|status [--profile P]   just PostgreSQL and Kafka
-  token --role R --practice P          a development token, printed as the last line
-  demo-data --out FILE                 the demo dataset as JSON
-  clean                                remove .state (refuses while the stack runs)
+run                                  the whole platform in the foreground (make run)
+infra up|down|status [--profile P]   just PostgreSQL and Kafka
+token --role R --practice P          a development token, printed as the last line
+demo-data --out FILE                 the demo dataset as JSON
+clean                                remove .state (refuses while the stack runs)
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(args.profile)
 
 
+def _how(started_by_us: bool) -> str:
+    return "started" if started_by_us else "already running"
+
+
 def _cmd_infra(args: argparse.Namespace) -> int:
     from devstack.kafka import KafkaBroker
     from devstack.keys import DevKeys
+    from devstack.platform import platform_topics
     from devstack.postgres import PostgresCluster
-    from devstack.topics import TOPICS
 
     config = StackConfig.for_profile(args.profile)
     postgres, kafka = PostgresCluster(config), KafkaBroker(config)
@@ -37,9 +41,9 @@ def _cmd_infra(args: argparse.Namespace) -> int:
         DevKeys.for_config(config)
         postgres.ensure_started()
         kafka.ensure_started()
-        kafka.create_topics(TOPICS)
-        print(f"PostgreSQL 127.0.0.1:{config.pg_port} ({'started' if postgres.started_by_us else 'already running'})")
-        print(f"Kafka      {config.kafka_bootstrap} ({'started' if kafka.started_by_us else 'already running'})")
+        kafka.create_topics(platform_topics())
+        print(f"PostgreSQL 127.0.0.1:{config.pg_port} ({_how(postgres.started_by_us)})")
+        print(f"Kafka      {config.kafka_bootstrap} ({_how(kafka.started_by_us)})")
         return 0
     if args.action == "down":
         # Whoever started them: `infra down` is the explicit way to stop this profile's infra.

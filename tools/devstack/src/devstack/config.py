@@ -96,9 +96,13 @@ class StackConfig:
         which = 1 if profile == "test" else 0
         prefix = env_prefix(profile)
         repo_root = find_repo_root(env)
-        infra = {key: _port(env, f"{prefix}{key}_PORT", ports[which]) for key, ports in INFRA_PORTS.items()}
+        infra = {
+            key: _port(env, f"{prefix}{key}_PORT", ports[which])
+            for key, ports in INFRA_PORTS.items()
+        }
         services = {
-            key: _port(env, f"{prefix}{key}_PORT", ports[which]) for key, ports in SERVICE_PORTS.items()
+            key: _port(env, f"{prefix}{key}_PORT", ports[which])
+            for key, ports in SERVICE_PORTS.items()
         }
         return cls(
             profile=profile,

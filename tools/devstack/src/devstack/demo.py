@@ -69,31 +69,149 @@ PRACTICES = (
 PRACTICE_BY_ODS = {practice.ods: practice for practice in PRACTICES}
 
 MALE_GIVEN = (
-    "Oliver", "George", "Harry", "Jack", "Jacob", "Noah", "Charlie", "Thomas", "Oscar",
-    "William", "James", "Henry", "Leo", "Alfie", "Joshua", "Freddie", "Archie", "Arthur",
-    "Daniel", "David", "Michael", "Peter", "John", "Robert", "Stephen", "Paul", "Andrew",
-    "Mark", "Richard", "Ian",
+    "Oliver",
+    "George",
+    "Harry",
+    "Jack",
+    "Jacob",
+    "Noah",
+    "Charlie",
+    "Thomas",
+    "Oscar",
+    "William",
+    "James",
+    "Henry",
+    "Leo",
+    "Alfie",
+    "Joshua",
+    "Freddie",
+    "Archie",
+    "Arthur",
+    "Daniel",
+    "David",
+    "Michael",
+    "Peter",
+    "John",
+    "Robert",
+    "Stephen",
+    "Paul",
+    "Andrew",
+    "Mark",
+    "Richard",
+    "Ian",
 )
 FEMALE_GIVEN = (
-    "Olivia", "Amelia", "Isla", "Ava", "Emily", "Sophia", "Grace", "Mia", "Poppy", "Ella",
-    "Lily", "Evie", "Isabella", "Freya", "Florence", "Jessica", "Sophie", "Charlotte",
-    "Margaret", "Susan", "Sarah", "Elizabeth", "Helen", "Karen", "Janet", "Patricia",
-    "Joan", "Dorothy", "Rachel", "Hannah",
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Emily",
+    "Sophia",
+    "Grace",
+    "Mia",
+    "Poppy",
+    "Ella",
+    "Lily",
+    "Evie",
+    "Isabella",
+    "Freya",
+    "Florence",
+    "Jessica",
+    "Sophie",
+    "Charlotte",
+    "Margaret",
+    "Susan",
+    "Sarah",
+    "Elizabeth",
+    "Helen",
+    "Karen",
+    "Janet",
+    "Patricia",
+    "Joan",
+    "Dorothy",
+    "Rachel",
+    "Hannah",
 )
 FAMILY_NAMES = (
-    "Smith", "Jones", "Williams", "Taylor", "Brown", "Davies", "Evans", "Wilson", "Thomas",
-    "Johnson", "Roberts", "Robinson", "Thompson", "Wright", "Walker", "White", "Edwards",
-    "Hughes", "Green", "Hall", "Lewis", "Harris", "Clarke", "Patel", "Jackson", "Wood",
-    "Turner", "Martin", "Cooper", "Hill", "Ward", "Morris", "Moore", "Clark", "Lee",
-    "King", "Baker", "Harrison", "Morgan", "Allen", "James", "Scott", "Phillips", "Watson",
-    "Davis", "Parker", "Price", "Bennett", "Young", "Griffiths", "Mitchell", "Kelly",
-    "Cook", "Carter", "Richardson", "Bailey", "Collins", "Bell", "Shaw", "Murphy", "Khan",
+    "Smith",
+    "Jones",
+    "Williams",
+    "Taylor",
+    "Brown",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "Thomas",
+    "Johnson",
+    "Roberts",
+    "Robinson",
+    "Thompson",
+    "Wright",
+    "Walker",
+    "White",
+    "Edwards",
+    "Hughes",
+    "Green",
+    "Hall",
+    "Lewis",
+    "Harris",
+    "Clarke",
+    "Patel",
+    "Jackson",
+    "Wood",
+    "Turner",
+    "Martin",
+    "Cooper",
+    "Hill",
+    "Ward",
+    "Morris",
+    "Moore",
+    "Clark",
+    "Lee",
+    "King",
+    "Baker",
+    "Harrison",
+    "Morgan",
+    "Allen",
+    "James",
+    "Scott",
+    "Phillips",
+    "Watson",
+    "Davis",
+    "Parker",
+    "Price",
+    "Bennett",
+    "Young",
+    "Griffiths",
+    "Mitchell",
+    "Kelly",
+    "Cook",
+    "Carter",
+    "Richardson",
+    "Bailey",
+    "Collins",
+    "Bell",
+    "Shaw",
+    "Murphy",
+    "Khan",
     "Ahmed",
 )
 STREETS = (
-    "Norton Road", "Yarm Lane", "Durham Road", "Oxbridge Lane", "Bishopton Road",
-    "Hartburn Lane", "Darlington Road", "Portrack Lane", "Church Road", "Dovecot Street",
-    "Bowesfield Lane", "Thornaby Road", "Elton Road", "Harrowgate Lane", "Ragworth Road",
+    "Norton Road",
+    "Yarm Lane",
+    "Durham Road",
+    "Oxbridge Lane",
+    "Bishopton Road",
+    "Hartburn Lane",
+    "Darlington Road",
+    "Portrack Lane",
+    "Church Road",
+    "Dovecot Street",
+    "Bowesfield Lane",
+    "Thornaby Road",
+    "Elton Road",
+    "Harrowgate Lane",
+    "Ragworth Road",
 )
 POSTCODE_DISTRICTS = ("TS18", "TS19", "TS20")
 POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # inward-code letters (no C, I, K, M, O, V)
@@ -101,7 +219,9 @@ POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # inward-code letters (no C, I, K, M,
 
 def nhs_check_digit(first_nine: str) -> int | None:
     """Modulus 11 check digit of an NHS number's first 9 digits; None if no valid one."""
-    total = sum(int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True))
+    total = sum(
+        int(digit) * weight for digit, weight in zip(first_nine, range(10, 1, -1), strict=True)
+    )
     check = 11 - (total % 11)
     if check == 11:
         return 0
@@ -160,7 +280,8 @@ def demo_users() -> tuple[DemoUser, ...]:
                 gender = rng.choice(("male", "female"))
                 given = rng.choice(MALE_GIVEN if gender == "male" else FEMALE_GIVEN)
                 prescriber = role == "gp" or (
-                    role in ("nurse", "pharmacist") and practice.ods in INDEPENDENT_PRESCRIBER_PRACTICES
+                    role in ("nurse", "pharmacist")
+                    and practice.ods in INDEPENDENT_PRESCRIBER_PRACTICES
                 )
                 users.append(
                     DemoUser(
@@ -183,7 +304,9 @@ def user_for(role: str, practice: str, n: int = 1) -> DemoUser:
     if role not in ROLES:
         raise KeyError(f"unknown role {role!r}; expected one of: {', '.join(ROLES)}")
     if practice not in PRACTICE_BY_ODS:
-        raise KeyError(f"unknown practice {practice!r}; expected one of: {', '.join(PRACTICE_BY_ODS)}")
+        raise KeyError(
+            f"unknown practice {practice!r}; expected one of: {', '.join(PRACTICE_BY_ODS)}"
+        )
     for user in demo_users():
         if user.role == role and user.practice == practice and user.n == n:
             return user
@@ -191,8 +314,14 @@ def user_for(role: str, practice: str, n: int = 1) -> DemoUser:
 
 
 def _address(line: str, postcode: str) -> dict[str, Any]:
-    return {"use": "work", "line": [line], "city": "Stockton-on-Tees", "district": "County Durham",
-            "postalCode": postcode, "country": "GB"}
+    return {
+        "use": "work",
+        "line": [line],
+        "city": "Stockton-on-Tees",
+        "district": "County Durham",
+        "postalCode": postcode,
+        "country": "GB",
+    }
 
 
 def organization_resource(practice: Practice) -> dict[str, Any]:
@@ -202,8 +331,17 @@ def organization_resource(practice: Practice) -> dict[str, Any]:
         "meta": {"profile": [f"{UKCORE}/UKCore-Organization"]},
         "identifier": [{"system": ODS_SYSTEM, "value": practice.ods}],
         "active": True,
-        "type": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/organisation-role",
-                              "code": "76", "display": "GP PRACTICE"}]}],
+        "type": [
+            {
+                "coding": [
+                    {
+                        "system": "https://fhir.nhs.uk/CodeSystem/organisation-role",
+                        "code": "76",
+                        "display": "GP PRACTICE",
+                    }
+                ]
+            }
+        ],
         "name": practice.name,
         "telecom": [{"system": "phone", "value": practice.phone, "use": "work"}],
         "address": [_address(practice.line, practice.postcode)],
@@ -232,14 +370,17 @@ def practitioner_role_resource(user: DemoUser) -> dict[str, Any]:
         "meta": {"profile": [f"{UKCORE}/UKCore-PractitionerRole"]},
         "active": True,
         "practitioner": {"reference": f"Practitioner/{user.id}", "display": user.display_name},
-        "organization": {"reference": f"Organization/{organization_id(user.practice)}",
-                         "identifier": {"system": ODS_SYSTEM, "value": user.practice}},
+        "organization": {
+            "reference": f"Organization/{organization_id(user.practice)}",
+            "identifier": {"system": ODS_SYSTEM, "value": user.practice},
+        },
         "code": [{"text": ROLE_DISPLAY[user.role]}],
     }
 
 
 def _random_postcode(rng: random.Random) -> str:
-    return f"{rng.choice(POSTCODE_DISTRICTS)} {rng.randint(1, 9)}{rng.choice(POSTCODE_LETTERS)}{rng.choice(POSTCODE_LETTERS)}"
+    district, sector = rng.choice(POSTCODE_DISTRICTS), rng.randint(1, 9)
+    return f"{district} {sector}{rng.choice(POSTCODE_LETTERS)}{rng.choice(POSTCODE_LETTERS)}"
 
 
 def _nhs_numbers(rng: random.Random, count: int) -> list[str]:
@@ -255,37 +396,67 @@ def _nhs_numbers(rng: random.Random, count: int) -> list[str]:
     return numbers
 
 
-def _patient(rng: random.Random, practice: Practice, n: int, nhs_number: str, gp: DemoUser) -> dict[str, Any]:
+def _patient(
+    rng: random.Random, practice: Practice, n: int, nhs_number: str, gp: DemoUser
+) -> dict[str, Any]:
     gender = rng.choice(("male", "female"))
     given = rng.choice(MALE_GIVEN if gender == "male" else FEMALE_GIVEN)
-    middle = rng.choice(MALE_GIVEN if gender == "male" else FEMALE_GIVEN) if rng.random() < 0.4 else None
+    middle = (
+        rng.choice(MALE_GIVEN if gender == "male" else FEMALE_GIVEN) if rng.random() < 0.4 else None
+    )
     family = rng.choice(FAMILY_NAMES)
     first, last = date(1930, 1, 1), date(2024, 12, 31)
     birth = first + timedelta(days=rng.randrange((last - first).days + 1))
-    name: dict[str, Any] = {"use": "official", "family": family, "given": [given] + ([middle] if middle else [])}
+    name: dict[str, Any] = {
+        "use": "official",
+        "family": family,
+        "given": [given] + ([middle] if middle else []),
+    }
     if birth.year < 2008:  # adults get a title
         name["prefix"] = ["Mr"] if gender == "male" else [rng.choice(("Mrs", "Ms", "Miss"))]
     telecom = [{"system": "phone", "value": f"07700 900{rng.randrange(1000):03d}", "use": "mobile"}]
     if rng.random() < 0.5:
-        telecom.append({"system": "email", "value": f"{given}.{family}{n}@example.com".lower(), "use": "home"})
-    org_ref = {"reference": f"Organization/{organization_id(practice.ods)}",
-               "identifier": {"system": ODS_SYSTEM, "value": practice.ods}, "display": practice.name}
+        telecom.append(
+            {"system": "email", "value": f"{given}.{family}{n}@example.com".lower(), "use": "home"}
+        )
+    org_ref = {
+        "reference": f"Organization/{organization_id(practice.ods)}",
+        "identifier": {"system": ODS_SYSTEM, "value": practice.ods},
+        "display": practice.name,
+    }
     return {
         "resourceType": "Patient",
         "id": patient_id(practice.ods, n),
         "meta": {"profile": [f"{UKCORE}/UKCore-Patient"]},
-        "identifier": [{"extension": [NHS_NUMBER_VERIFICATION_EXTENSION], "system": NHS_NUMBER_SYSTEM,
-                        "value": nhs_number}],
+        "identifier": [
+            {
+                "extension": [NHS_NUMBER_VERIFICATION_EXTENSION],
+                "system": NHS_NUMBER_SYSTEM,
+                "value": nhs_number,
+            }
+        ],
         "active": True,
         "name": [name],
         "telecom": telecom,
         "gender": gender,
         "birthDate": birth.isoformat(),
-        "address": [{"use": "home", "line": [f"{rng.randint(1, 180)} {rng.choice(STREETS)}"],
-                     "city": "Stockton-on-Tees", "postalCode": _random_postcode(rng), "country": "GB"}],
-        "generalPractitioner": [org_ref, {"reference": f"Practitioner/{gp.id}", "display": gp.display_name}],
-        "managingOrganization": {"reference": f"Organization/{organization_id(practice.ods)}",
-                                 "identifier": {"system": ODS_SYSTEM, "value": practice.ods}},
+        "address": [
+            {
+                "use": "home",
+                "line": [f"{rng.randint(1, 180)} {rng.choice(STREETS)}"],
+                "city": "Stockton-on-Tees",
+                "postalCode": _random_postcode(rng),
+                "country": "GB",
+            }
+        ],
+        "generalPractitioner": [
+            org_ref,
+            {"reference": f"Practitioner/{gp.id}", "display": gp.display_name},
+        ],
+        "managingOrganization": {
+            "reference": f"Organization/{organization_id(practice.ods)}",
+            "identifier": {"system": ODS_SYSTEM, "value": practice.ods},
+        },
     }
 
 
@@ -298,7 +469,12 @@ def dataset() -> dict[str, list[dict[str, Any]]]:
         gps = [u for u in demo_users() if u.practice == practice.ods and u.role == "gp"]
         for n in range(1, PATIENTS_PER_PRACTICE + 1):
             gp = gps[(n - 1) % len(gps)]  # list split between the practice's GPs
-            patients.append({"practice": practice.ods, "resource": _patient(rng, practice, n, next(nhs_numbers), gp)})
+            patients.append(
+                {
+                    "practice": practice.ods,
+                    "resource": _patient(rng, practice, n, next(nhs_numbers), gp),
+                }
+            )
     return {
         "organizations": [organization_resource(practice) for practice in PRACTICES],
         "practitioners": [

@@ -70,7 +70,15 @@ class KafkaBroker:
         mvn = shutil.which("mvn")
         if not mvn:
             raise KafkaStackError("mvn not found; Kafka's jars are resolved with Maven")
-        argv = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={lib_dir}"]
+        argv = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={lib_dir}",
+        ]
         result = subprocess.run(argv, capture_output=True, text=True)
         if result.returncode != 0:
             raise KafkaStackError(f"resolving Kafka jars failed:\n{result.stdout}\n{result.stderr}")
@@ -78,13 +86,15 @@ class KafkaBroker:
         return lib_dir
 
     # ----- status -------------------------------------------------------------------
-    async def _metadata_ok_async(self, timeout: float = 5) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000))
+    async def _metadata_ok_async(self, wait_seconds: float = 5) -> bool:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=int(wait_seconds * 1000)
+        )
         try:
-            await asyncio.wait_for(admin.start(), timeout)
-            await asyncio.wait_for(admin.list_topics(), timeout)
+            await asyncio.wait_for(admin.start(), wait_seconds)
+            await asyncio.wait_for(admin.list_topics(), wait_seconds)
             return True
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, KafkaError, OSError):
             return False
         finally:
             try:
@@ -129,16 +139,26 @@ class KafkaBroker:
         if not (self.data_dir / "meta.properties").exists():
             self._format(classpath)
         argv = [
-            _java(), *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            _java(),
+            *JVM_HEAP,
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.config.kafka_log4j_config}",
-            "-cp", classpath, "kafka.Kafka", str(self.properties_file),
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(self.properties_file),
         ]
         log = open(self.log_file, "ab")
         # Own session: a Ctrl-C in the terminal must not hit the broker directly; devstack
         # stops it in order, after the services that use it.
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.home, start_new_session=True,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.home,
+            start_new_session=True,
         )
         log.close()
         self.pid_file.write_text(f"{process.pid}\n")
@@ -155,7 +175,9 @@ class KafkaBroker:
                 return
             if time.monotonic() > deadline:
                 self.stop()
-                raise KafkaStackError(f"Kafka did not answer within {timeout}s; see {self.log_file}")
+                raise KafkaStackError(
+                    f"Kafka did not answer within {timeout}s; see {self.log_file}"
+                )
             time.sleep(0.5)
 
     def stop(self, *, force: bool = False) -> None:
@@ -217,16 +239,29 @@ class KafkaBroker:
     def _format(self, classpath: str) -> None:
         cluster_id_file = self.home / "cluster.id"
         if not cluster_id_file.exists():
-            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+            cluster_id_file.write_text(
+                base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n"
+            )
         cluster_id = cluster_id_file.read_text().strip()
         argv = [
-            _java(), "-Xmx256m", f"-Dlog4j2.configurationFile={self.config.kafka_log4j_config}",
-            "-cp", classpath, "kafka.tools.StorageTool",
-            "format", "-t", cluster_id, "-c", str(self.properties_file), "--ignore-formatted",
+            _java(),
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={self.config.kafka_log4j_config}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.properties_file),
+            "--ignore-formatted",
         ]
         result = subprocess.run(argv, capture_output=True, text=True, cwd=self.home)
         if result.returncode != 0:
-            raise KafkaStackError(f"formatting Kafka storage failed:\n{result.stdout[-3000:]}\n{result.stderr}")
+            raise KafkaStackError(
+                f"formatting Kafka storage failed:\n{result.stdout[-3000:]}\n{result.stderr}"
+            )
 
     # ----- topics -------------------------------------------------------------------
     def create_topics(self, topics: dict[str, int], replication_factor: int = 1) -> None:
@@ -237,7 +272,10 @@ class KafkaBroker:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
-            new = [NewTopic(name, partitions, replication_factor) for name, partitions in topics.items()]
+            new = [
+                NewTopic(name, partitions, replication_factor)
+                for name, partitions in topics.items()
+            ]
             response = await admin.create_topics(new, timeout_ms=30000)
             failures = [
                 f"{error[0]}: error {error[1]} {error[2] if len(error) > 2 else ''}"

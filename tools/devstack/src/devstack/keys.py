@@ -33,9 +33,12 @@ def rfc7638_thumbprint(public_jwk: dict[str, Any]) -> str:
     """SHA-256 thumbprint over the required RSA members in lexicographic order."""
     canonical = json.dumps(
         {"e": public_jwk["e"], "kty": public_jwk["kty"], "n": public_jwk["n"]},
-        separators=(",", ":"), sort_keys=True,
+        separators=(",", ":"),
+        sort_keys=True,
     )
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    )
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:
@@ -112,4 +115,9 @@ class DevKeys:
     def mint(self, claims: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
         """Sign arbitrary claims with RS256 (tests use this for expired, foreign-audience,
         tampered... tokens). The kid header is set unless headers override it."""
-        return jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": self.kid, **(headers or {})})
+        return jwt.encode(
+            claims,
+            self._private_key,
+            algorithm="RS256",
+            headers={"kid": self.kid, **(headers or {})},
+        )

@@ -33,7 +33,7 @@ from devstack.kafka import KafkaBroker
 from devstack.keys import DevKeys
 from devstack.postgres import PostgresCluster, ServiceDatabase
 from devstack.procs import ProcessFailed, Supervisor, wait_http_ok
-from devstack.topics import TOPICS
+from devstack.topics import DLQ_PARTITIONS, EVENT_PARTITIONS, TOPICS, dlq_topic
 
 READY_TIMEOUT = 120.0  # first start on a 2-core machine imports a lot of Python
 
@@ -46,6 +46,9 @@ class Service:
     port_env: str  # key in devstack.config.SERVICE_PORTS; gateway gets <port_env>_URL
     processes: tuple[str, ...] = ("api", "relay", "consumer")
     seeds_demo: bool = False  # loads the demo dataset with `seed-demo --file`
+    # Topics only this service uses (beyond devstack.topics.TOPICS), name -> partitions.
+    # Auto-creation is off, so devstack creates them, each with its `<topic>.dlq`.
+    topics: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ SERVICES: tuple[Service, ...] = (
         database="patient_index",
         port_env="PATIENT_INDEX",
         seeds_demo=True,
+        topics=(("pds.notifications.v1", EVENT_PARTITIONS),),  # PDS change notifications in
     ),
 )
 GATEWAY = Gateway()
@@ -76,6 +80,16 @@ def service_named(name: str) -> Service:
         if service.name == name:
             return service
     raise PlatformError(f"unknown service {name!r}; known: {', '.join(s.name for s in SERVICES)}")
+
+
+def platform_topics(services: Iterable[Service] = SERVICES) -> dict[str, int]:
+    """Every topic the platform needs: the standard ones plus each service's own."""
+    topics = dict(TOPICS)
+    for service in services:
+        for name, partitions in service.topics:
+            topics[name] = partitions
+            topics[dlq_topic(name)] = DLQ_PARTITIONS
+    return topics
 
 
 def module_runnable(module: str) -> bool:
@@ -108,7 +122,9 @@ def _base_env(config: StackConfig, name: str, port: int) -> dict[str, str]:
     return env
 
 
-def service_env(config: StackConfig, service: Service, database: ServiceDatabase, *, command: str) -> dict[str, str]:
+def service_env(
+    config: StackConfig, service: Service, database: ServiceDatabase, *, command: str
+) -> dict[str, str]:
     """The full environment of `python -m <service.module> <command>`."""
     env = _base_env(config, service.name, config.port_for(service.port_env))
     env["DATABASE_URL"] = database.app_url
@@ -117,7 +133,9 @@ def service_env(config: StackConfig, service: Service, database: ServiceDatabase
     return env
 
 
-def gateway_env(config: StackConfig, services: Iterable[Service], gateway: Gateway = GATEWAY) -> dict[str, str]:
+def gateway_env(
+    config: StackConfig, services: Iterable[Service], gateway: Gateway = GATEWAY
+) -> dict[str, str]:
     env = _base_env(config, gateway.name, config.port_for(gateway.port_env))
     for service in services:
         env[f"{service.port_env}_URL"] = f"http://127.0.0.1:{config.port_for(service.port_env)}"
@@ -156,7 +174,10 @@ class Platform:
         if module_runnable(module):
             return True
         if self.skip_missing:
-            self.say(f"devstack: {name}: `python -m {module}` is not there yet; skipped (GPSOC_SKIP_MISSING=1)")
+            self.say(
+                f"devstack: {name}: `python -m {module}` is not there yet; "
+                "skipped (GPSOC_SKIP_MISSING=1)"
+            )
             return False
         raise PlatformError(
             f"{name}: cannot run `python -m {module}` (no {module}.__main__). "
@@ -177,7 +198,9 @@ class Platform:
             self.supervisor.run_step(
                 f"{service.name}-migrate",
                 _python_m(service.module, "migrate"),
-                env=service_env(self.config, service, self.databases[service.name], command="migrate"),
+                env=service_env(
+                    self.config, service, self.databases[service.name], command="migrate"
+                ),
                 cwd=self.config.repo_root,
             )
 
@@ -187,7 +210,9 @@ class Platform:
                 self.supervisor.start(
                     f"{service.name}-{command}",
                     _python_m(service.module, command),
-                    env=service_env(self.config, service, self.databases[service.name], command=command),
+                    env=service_env(
+                        self.config, service, self.databases[service.name], command=command
+                    ),
                     cwd=self.config.repo_root,
                 )
         if self.gateway:
@@ -200,14 +225,21 @@ class Platform:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        targets = [(f"{s.name}-api", self.service_url(s.name)) for s in self.services if "api" in s.processes]
+        targets = [
+            (f"{s.name}-api", self.service_url(s.name))
+            for s in self.services
+            if "api" in s.processes
+        ]
         if self.gateway:
             targets.append((self.gateway.name, self.gateway_url))
         by_name = {child.name: child for child in self.supervisor.children}
         for name, base in targets:
             child = by_name.get(name)
-            wait_http_ok(f"{base}/readyz", max(1.0, deadline - time.monotonic()),
-                         alive=child.alive if child else None)
+            wait_http_ok(
+                f"{base}/readyz",
+                max(1.0, deadline - time.monotonic()),
+                alive=child.alive if child else None,
+            )
 
     def seed_demo(self, *, force: bool = False) -> bool:
         """Load the demo dataset through each seeding service, once per state dir."""
@@ -227,7 +259,9 @@ class Platform:
             self.supervisor.run_step(
                 f"{service.name}-seed-demo",
                 _python_m(service.module, "seed-demo", "--file", str(data_file)),
-                env=service_env(self.config, service, self.databases[service.name], command="seed-demo"),
+                env=service_env(
+                    self.config, service, self.databases[service.name], command="seed-demo"
+                ),
                 cwd=self.config.repo_root,
             )
         marker.write_text(digest + "\n")
@@ -253,7 +287,8 @@ def _banner(config: StackConfig, platform: Platform) -> str:
     lines = [
         "",
         "=" * 72,
-        " openGPSoC is running" + ("" if platform.gateway else " (infrastructure only: no gateway yet)"),
+        " openGPSoC is running"
+        + ("" if platform.gateway else " (infrastructure only: no gateway yet)"),
         "=" * 72,
         f" Gateway      {gw}   (FHIR base {gw}/fhir/R4)",
         f"              health {gw}/healthz   readiness {gw}/readyz",
@@ -305,7 +340,7 @@ def run(profile: str = "run") -> int:
         platform.provision()
         print(f"devstack: starting Kafka on {config.kafka_bootstrap}", flush=True)
         kafka.ensure_started()
-        kafka.create_topics(TOPICS)
+        kafka.create_topics(platform_topics(SERVICES))
         platform.migrate()
         platform.start_processes()
         platform.wait_ready()
@@ -315,8 +350,12 @@ def run(profile: str = "run") -> int:
             dead = supervisor.dead_children()
             if dead:
                 for child in dead:
-                    print(f"devstack: {child.name} exited with code {child.returncode}; "
-                          f"see {child.log_file}. Stopping the platform.", file=sys.stderr, flush=True)
+                    print(
+                        f"devstack: {child.name} exited with code {child.returncode}; "
+                        f"see {child.log_file}. Stopping the platform.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 exit_code = 1
                 break
             time.sleep(0.5)
@@ -339,6 +378,17 @@ def run(profile: str = "run") -> int:
 
 
 __all__ = [
-    "GATEWAY", "SERVICES", "Gateway", "Platform", "PlatformError", "ProcessFailed", "Service",
-    "gateway_env", "module_runnable", "run", "service_env", "service_named",
+    "GATEWAY",
+    "SERVICES",
+    "Gateway",
+    "Platform",
+    "PlatformError",
+    "ProcessFailed",
+    "Service",
+    "gateway_env",
+    "module_runnable",
+    "platform_topics",
+    "run",
+    "service_env",
+    "service_named",
 ]

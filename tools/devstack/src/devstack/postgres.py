@@ -12,7 +12,6 @@ superuser nor BYPASSRLS, so PostgreSQL row-level security applies to it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import pwd
@@ -35,7 +34,10 @@ from devstack.config import StackConfig
 # version the platform targets), then the newest installed, then PATH.
 PG_BIN_CANDIDATES = (
     Path("/usr/lib/postgresql/15/bin"),
-    *sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: -int(p.parent.name) if p.parent.name.isdigit() else 0),
+    *sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: -int(p.parent.name) if p.parent.name.isdigit() else 0,
+    ),
     Path("/usr/local/bin"),
     Path("/usr/bin"),
 )
@@ -131,22 +133,24 @@ class PostgresCluster:
             host=str(self.socket_dir), port=self.port, user=SUPERUSER, database=database, timeout=5
         )
 
-    async def _is_ours_async(self) -> bool:
-        if not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
-            return False
+    async def _server_data_dir_async(self) -> str | None:
         try:
             conn = await self._superuser_connect()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
-            return False
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return None
         try:
-            data_dir = await conn.fetchval("SHOW data_directory")
+            return await conn.fetchval("SHOW data_directory")
         finally:
             await conn.close()
-        return Path(data_dir).resolve() == self.data_dir.resolve()
 
     def is_running(self) -> bool:
         """True if our cluster (this state dir's data directory) answers on our socket."""
-        return run_sync(self._is_ours_async())
+        if not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
+            return False
+        data_dir = run_sync(self._server_data_dir_async())
+        return data_dir is not None and os.path.realpath(data_dir) == os.path.realpath(
+            self.data_dir
+        )
 
     # ----- lifecycle ----------------------------------------------------------------
     def ensure_started(self, timeout: float = 60) -> None:
@@ -165,8 +169,15 @@ class PostgresCluster:
             self._initdb()
         self._write_config()
         argv = [
-            _pg_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-            "-w", "-t", str(int(timeout)), "start",
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "start",
         ]
         result = subprocess.run(_as_cluster_user(argv), capture_output=True, text=True)
         if result.returncode != 0:
@@ -204,7 +215,8 @@ class PostgresCluster:
             blocked = _traversable_by(self.pg_dir, PG_SYSTEM_USER)
             if blocked is not None:
                 raise PostgresError(
-                    f"the {PG_SYSTEM_USER!r} system user cannot traverse {blocked} (needed to reach "
+                    f"the {PG_SYSTEM_USER!r} system user cannot traverse {blocked} "
+                    "(needed to reach "
                     f"{self.pg_dir}); run `chmod o+x {blocked}` or move the checkout"
                 )
             pg = pwd.getpwnam(PG_SYSTEM_USER)
@@ -217,9 +229,15 @@ class PostgresCluster:
 
     def _initdb(self) -> None:
         argv = [
-            _pg_bin("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-            "--encoding=UTF8", "--no-locale",
-            "--auth-local=trust", "--auth-host=scram-sha-256",
+            _pg_bin("initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            "--encoding=UTF8",
+            "--no-locale",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
         ]
         result = subprocess.run(_as_cluster_user(argv), capture_output=True, text=True)
         if result.returncode != 0:
@@ -232,7 +250,10 @@ class PostgresCluster:
             "host  all all 127.0.0.1/32 scram-sha-256\n"
         )
         with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write("\n# devstack settings (rewritten at every start)\ninclude_if_exists = 'devstack.conf'\n")
+            conf.write(
+                "\n# devstack settings (rewritten at every start)\n"
+                "include_if_exists = 'devstack.conf'\n"
+            )
 
     def _write_config(self) -> None:
         # Rewritten on each start so that a changed port or socket dir takes effect.
@@ -304,7 +325,9 @@ class PostgresCluster:
         finally:
             await conn.close()
 
-    async def _provision_async(self, db: str, owner: str, owner_pw: str, app: str, app_pw: str) -> None:
+    async def _provision_async(
+        self, db: str, owner: str, owner_pw: str, app: str, app_pw: str
+    ) -> None:
         conn = await self._superuser_connect()
         try:
             # Two provisioners racing (run and a test) would collide on CREATE ROLE; a
@@ -321,7 +344,9 @@ class PostgresCluster:
             if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db):
                 await conn.execute(f'ALTER DATABASE "{db}" OWNER TO "{owner}"')
             else:
-                await conn.execute(f'CREATE DATABASE "{db}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0')
+                await conn.execute(
+                    f'CREATE DATABASE "{db}" OWNER "{owner}" ENCODING \'UTF8\' TEMPLATE template0'
+                )
             await conn.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
             await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{db}" TO "{app}"')
             await conn.execute("SELECT pg_advisory_unlock(7242019)")
@@ -346,7 +371,11 @@ class PostgresCluster:
 
 def _check_identifier(name: str) -> None:
     # Names are interpolated into SQL as quoted identifiers; keep them boring.
-    if not name or not all(c.islower() or c.isdigit() or c == "_" for c in name) or name[0].isdigit():
+    if (
+        not name
+        or not all(c.islower() or c.isdigit() or c == "_" for c in name)
+        or name[0].isdigit()
+    ):
         raise PostgresError(f"database name {name!r} must be lower-case letters, digits and _")
 
 

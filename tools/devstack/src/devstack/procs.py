@@ -70,11 +70,15 @@ class Supervisor:
         self.echo = echo
         self.children: list[Child] = []
 
-    def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path | None) -> Child:
+    def _spawn(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path | None
+    ) -> Child:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_file = self.logs_dir / f"{name}.log"
         with open(log_file, "ab") as log:
-            log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(argv)}\n".encode())
+            log.write(
+                f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(argv)}\n".encode()
+            )
         common = dict(
             env=dict(env) if env is not None else None,
             cwd=str(cwd) if cwd else None,
@@ -82,9 +86,13 @@ class Supervisor:
             start_new_session=True,
         )
         if self.echo:
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **common)
+            process = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **common
+            )
             pump = threading.Thread(
-                target=_pump_output, args=(process.stdout, log_file, f"[{name}] ", True), daemon=True
+                target=_pump_output,
+                args=(process.stdout, log_file, f"[{name}] ", True),
+                daemon=True,
             )
             pump.start()
             return Child(name, list(argv), process, log_file, pump)
@@ -92,15 +100,28 @@ class Supervisor:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **common)
         return Child(name, list(argv), process, log_file)
 
-    def start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Child:
         """Start a long-running child; stop_all() will stop it."""
         child = self._spawn(name, argv, env, cwd)
         self.children.append(child)
         return child
 
-    def run_step(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, timeout: float = 300) -> None:
+    def run_step(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 300,
+    ) -> None:
         """Run a one-off command (a migration, a seed) to completion; raise if it fails."""
         child = self._spawn(name, argv, env, cwd)
         try:
@@ -108,12 +129,15 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             _signal_group(child, signal.SIGKILL)
             child.process.wait()
-            raise ProcessFailed(f"{name} did not finish within {timeout}s; see {child.log_file}") from None
+            raise ProcessFailed(
+                f"{name} did not finish within {timeout}s; see {child.log_file}"
+            ) from None
         if child._pump:
             child._pump.join(timeout=5)
         if code != 0:
             raise ProcessFailed(
-                f"{name} failed with exit code {code}; last lines of {child.log_file}:\n{tail(child.log_file)}"
+                f"{name} failed with exit code {code}; "
+                f"last lines of {child.log_file}:\n{tail(child.log_file)}"
             )
 
     def dead_children(self) -> list[Child]:
@@ -145,8 +169,13 @@ def _signal_group(child: Child, sig: int) -> None:
         pass
 
 
-def wait_http_ok(url: str, timeout: float = 60, *, alive: Callable[[], bool] | None = None,
-                 interval: float = 0.25) -> None:
+def wait_http_ok(
+    url: str,
+    timeout: float = 60,
+    *,
+    alive: Callable[[], bool] | None = None,
+    interval: float = 0.25,
+) -> None:
     """Poll url until it answers 200. Fail at once if `alive` says the server died."""
     deadline = time.monotonic() + timeout
     last_error = "no answer"

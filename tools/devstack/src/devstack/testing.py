@@ -26,10 +26,9 @@ from devstack import tokens
 from devstack.config import StackConfig
 from devstack.kafka import KafkaBroker
 from devstack.keys import DevKeys
-from devstack.platform import GATEWAY, Platform, service_named
+from devstack.platform import GATEWAY, Platform, platform_topics, service_named
 from devstack.postgres import PostgresCluster, ServiceDatabase
 from devstack.procs import Supervisor
-from devstack.topics import TOPICS
 
 
 class TestKeys:
@@ -63,7 +62,9 @@ class TestKeys:
         """The standard claims of a demo user, to alter before mint()."""
         return tokens.claims_for(role, practice)
 
-    def mint_token(self, role: str, practice: str, *, lifetime: timedelta = tokens.DEFAULT_LIFETIME) -> str:
+    def mint_token(
+        self, role: str, practice: str, *, lifetime: timedelta = tokens.DEFAULT_LIFETIME
+    ) -> str:
         return tokens.mint_token(role, practice, lifetime=lifetime, keys=self.dev_keys)
 
 
@@ -93,11 +94,11 @@ class TestStack:
         self._platform: PlatformHandle | None = None
 
     def start(self) -> TestStack:
-        """PostgreSQL and Kafka up (reused if running), standard topics created."""
+        """PostgreSQL and Kafka up (reused if running), the platform's topics created."""
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.postgres.ensure_started()
         self.kafka.ensure_started()
-        self.kafka.create_topics(TOPICS)
+        self.kafka.create_topics(platform_topics())
         return self
 
     def stop(self) -> None:
@@ -154,7 +155,7 @@ class TestStack:
         the test ports, ready (/readyz 200) when this returns."""
         if self._platform is not None:
             raise RuntimeError("the platform is already started; stop_platform() first")
-        self.keys  # the JWKS file must exist before the services read it
+        _ = self.keys  # the JWKS file must exist before the services read it
         chosen = tuple(service_named(name) for name in services)
         platform = Platform(
             self.config,

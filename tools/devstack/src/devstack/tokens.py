@@ -22,7 +22,9 @@ class TokenRequestError(ValueError):
     """Unknown role or practice; the CLI exits 2 with this message."""
 
 
-def claims_for(role: str, practice: str, *, lifetime: timedelta = DEFAULT_LIFETIME, now: float | None = None) -> dict:
+def claims_for(
+    role: str, practice: str, *, lifetime: timedelta = DEFAULT_LIFETIME, now: float | None = None
+) -> dict:
     """The claim set of the demo user holding `role` at `practice`."""
     try:
         user = demo.user_for(role, practice)
