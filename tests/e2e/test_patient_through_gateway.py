@@ -94,3 +94,22 @@ async def test_a_registration_through_the_gateway_reaches_kafka_via_the_relay(
         await asyncio.sleep(0.5)
     assert [json.loads(m.value)["type"] for m in messages] == ["patient.registered.v1"]
     assert json.loads(messages[0].value)["practice"] == "A81001"
+
+
+async def test_logs_of_every_process_never_contain_patient_data(gateway, token, platform, test_stack):
+    nhs = valid_nhs_number()
+    family = "Logcanary" + nhs[-4:]
+    created = await gateway.post("/Patient", json=patient(nhs_number=nhs, family=family),
+                                 headers=token())
+    pid = created.json()["id"]
+    await gateway.get("/Patient", params={"identifier": f"{NHS}|{nhs}"}, headers=token())
+    await gateway.get("/Patient", params={"phonetic": family}, headers=token())
+    await gateway.post("/Patient", json=patient(nhs_number=nhs, family=family), headers=token())  # 409
+    await gateway.put(f"/Patient/{pid}", json={"resourceType": "Patient", "id": pid,
+                                               "name": [{"family": family}],
+                                               "birthDate": "not-a-date"}, headers=token())  # 422
+    await asyncio.sleep(1.0)  # relay and consumers log asynchronously
+    logs = "".join(p.read_text(errors="replace") for p in test_stack.config.logs_dir.glob("*.log"))
+    assert logs, "the platform wrote no logs at all"
+    assert nhs not in logs
+    assert family not in logs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -44,16 +45,43 @@ def run_worker(settings: ServiceSettings, build: Callable[[], Awaitable[tuple[Ru
     async def main() -> None:
         worker, cleanup = await build()
         loop = asyncio.get_running_loop()
+        health_server = None
+        if settings.health_port:
+            health_server = _health_server(settings, asyncio.current_task())
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)
+        health_task = asyncio.create_task(health_server.serve()) if health_server else None
         try:
             await worker.run()
         finally:
+            if health_server is not None and health_task is not None:
+                health_server.should_exit = True
+                await health_task
             await cleanup()
 
     import uvloop
 
     uvloop.run(main())
+
+
+def _health_server(settings: ServiceSettings, worker_task: Any) -> uvicorn.Server:
+    """/healthz, /readyz and /metrics for a worker process (probes and Prometheus scraping)."""
+    from fastapi import FastAPI
+
+    from .http import add_health_routes
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def worker_alive() -> bool:
+        return worker_task is not None and not worker_task.done()
+
+    add_health_routes(app, {"worker": worker_alive})
+    config = uvicorn.Config(app, host=settings.host, port=settings.health_port, log_config=None,
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    # The worker owns SIGINT/SIGTERM; the health server is stopped after it.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    return server
 
 
 async def database_ready(engine: AsyncEngine) -> bool:

@@ -73,6 +73,9 @@ def configure_logging(level: str = "INFO") -> None:
     # Access logs would print query strings, which carry NHS numbers and names.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("aiokafka").setLevel("WARNING")
+    # httpx logs every request URL at INFO, and FHIR search URLs carry NHS numbers.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel("WARNING")
 
 
 def configure_tracing(service_name: str) -> None:

@@ -267,6 +267,12 @@ class PostgresCluster:
             "log_destination": "'stderr'",
             "log_min_duration_statement": "'2s'",
             "log_line_prefix": "'%m [%p] %q%u@%d '",
+            # Never patient data in the server log: no bind parameters, no DETAIL lines
+            # (a unique violation's DETAIL quotes the NHS number), no failing statements.
+            "log_parameter_max_length": "0",
+            "log_parameter_max_length_on_error": "0",
+            "log_error_verbosity": "'terse'",
+            "log_min_error_statement": "'panic'",
             "timezone": "'UTC'",
         }
         path = self.data_dir / "devstack.conf"

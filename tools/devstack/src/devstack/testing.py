@@ -102,14 +102,20 @@ class TestStack:
         return self
 
     def stop(self) -> None:
-        """Stop the platform if any, then whatever start() itself started."""
+        """Stop the platform if any, then whatever start() itself started.
+
+        With GPSOC_KEEP_INFRA=1 PostgreSQL and Kafka are left running, so that several
+        test sessions sharing one test stack (or a developer iterating) never stop the
+        infrastructure under each other.
+        """
         try:
             self.stop_platform()
         finally:
-            try:
-                self.kafka.stop()
-            finally:
-                self.postgres.stop()
+            if os.environ.get("GPSOC_KEEP_INFRA") != "1":
+                try:
+                    self.kafka.stop()
+                finally:
+                    self.postgres.stop()
 
     def __enter__(self) -> TestStack:
         return self.start()
