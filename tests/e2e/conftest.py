@@ -20,7 +20,9 @@ def token(test_stack: Any):  # noqa: ANN201
     """`token(role, practice)` -> Authorization headers for a demo user."""
 
     def headers(role: str = "gp", practice: str = "A81001") -> dict[str, str]:
-        return {"Authorization": f"Bearer {test_stack.keys.mint_token(role, practice)}",
-                "Content-Type": "application/fhir+json"}
+        return {
+            "Authorization": f"Bearer {test_stack.keys.mint_token(role, practice)}",
+            "Content-Type": "application/fhir+json",
+        }
 
     return headers

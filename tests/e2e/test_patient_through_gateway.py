@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import httpx
-
 from gpsoc_kit.testing.fhir_factories import patient, valid_nhs_number
 from gpsoc_kit.testing.kafka import read_topic
 
@@ -16,8 +15,9 @@ NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
 async def test_register_then_find_by_nhs_number_and_read_through_the_gateway(gateway, token):
     nhs = valid_nhs_number()
-    created = await gateway.post("/Patient", json=patient(nhs_number=nhs, family="Gateway"),
-                                 headers=token("receptionist"))
+    created = await gateway.post(
+        "/Patient", json=patient(nhs_number=nhs, family="Gateway"), headers=token("receptionist")
+    )
     assert created.status_code == 201, created.text
     assert created.headers["etag"] == 'W/"1"'
     pid = created.json()["id"]
@@ -33,7 +33,9 @@ async def test_register_then_find_by_nhs_number_and_read_through_the_gateway(gat
 
 async def test_other_practice_gets_404_and_empty_searches_through_the_gateway(gateway, token):
     nhs = valid_nhs_number()
-    pid = (await gateway.post("/Patient", json=patient(nhs_number=nhs), headers=token())).json()["id"]
+    pid = (await gateway.post("/Patient", json=patient(nhs_number=nhs), headers=token())).json()[
+        "id"
+    ]
     other = token("gp", "A81002")
     assert (await gateway.get(f"/Patient/{pid}", headers=other)).status_code == 404
     assert (await gateway.get(f"/Patient/{pid}/_history", headers=other)).status_code == 404
@@ -61,7 +63,9 @@ async def test_unknown_resource_type_and_bad_input_answer_operation_outcomes(gat
     assert response.status_code == 404 and response.json()["resourceType"] == "OperationOutcome"
     response = await gateway.post("/Patient", content=b"{nope", headers=token())
     assert response.status_code == 400 and response.json()["resourceType"] == "OperationOutcome"
-    response = await gateway.post("/Patient", json=patient(nhs_number="1234567890"), headers=token())
+    response = await gateway.post(
+        "/Patient", json=patient(nhs_number="1234567890"), headers=token()
+    )
     assert response.status_code == 422
     assert response.json()["issue"][0]["expression"] == ["Patient.identifier[0].value"]
 
@@ -86,9 +90,13 @@ async def test_a_registration_through_the_gateway_reaches_kafka_via_the_relay(
     pid = created.json()["id"]
     messages: list[Any] = []
     for _ in range(20):
-        messages = [m for m in await read_topic(test_stack.kafka_bootstrap, "patient.events.v1",
-                                                expect=0, timeout=2, settle=0.3)
-                    if m.key == pid.encode()]
+        messages = [
+            m
+            for m in await read_topic(
+                test_stack.kafka_bootstrap, "patient.events.v1", expect=0, timeout=2, settle=0.3
+            )
+            if m.key == pid.encode()
+        ]
         if messages:
             break
         await asyncio.sleep(0.5)
@@ -96,18 +104,30 @@ async def test_a_registration_through_the_gateway_reaches_kafka_via_the_relay(
     assert json.loads(messages[0].value)["practice"] == "A81001"
 
 
-async def test_logs_of_every_process_never_contain_patient_data(gateway, token, platform, test_stack):
+async def test_logs_of_every_process_never_contain_patient_data(
+    gateway, token, platform, test_stack
+):
     nhs = valid_nhs_number()
     family = "Logcanary" + nhs[-4:]
-    created = await gateway.post("/Patient", json=patient(nhs_number=nhs, family=family),
-                                 headers=token())
+    created = await gateway.post(
+        "/Patient", json=patient(nhs_number=nhs, family=family), headers=token()
+    )
     pid = created.json()["id"]
     await gateway.get("/Patient", params={"identifier": f"{NHS}|{nhs}"}, headers=token())
     await gateway.get("/Patient", params={"phonetic": family}, headers=token())
-    await gateway.post("/Patient", json=patient(nhs_number=nhs, family=family), headers=token())  # 409
-    await gateway.put(f"/Patient/{pid}", json={"resourceType": "Patient", "id": pid,
-                                               "name": [{"family": family}],
-                                               "birthDate": "not-a-date"}, headers=token())  # 422
+    await gateway.post(
+        "/Patient", json=patient(nhs_number=nhs, family=family), headers=token()
+    )  # 409
+    await gateway.put(
+        f"/Patient/{pid}",
+        json={
+            "resourceType": "Patient",
+            "id": pid,
+            "name": [{"family": family}],
+            "birthDate": "not-a-date",
+        },
+        headers=token(),
+    )  # 422
     await asyncio.sleep(1.0)  # relay and consumers log asynchronously
     logs = "".join(p.read_text(errors="replace") for p in test_stack.config.logs_dir.glob("*.log"))
     assert logs, "the platform wrote no logs at all"

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI, Request
-from starlette.responses import Response
-
 from gpsoc_kit.auth import TokenVerifier, bearer_token
 from gpsoc_kit.fhir import FhirError, FhirResponse
 from gpsoc_kit.http import RequestContextMiddleware, add_health_routes, install_error_handlers
 from gpsoc_kit.telemetry import practice_var
+from starlette.responses import Response
 
 from .capability import CapabilityCache
 from .config import GatewaySettings
+from .everything import patient_everything
+from .limits import SecurityHeadersMiddleware, TokenBuckets, retry_after_header
 from .proxy import forward, new_client
 from .routing import RouteTable, Upstream, configured_upstreams
 
@@ -29,28 +29,62 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = new_client(timeout=settings.upstream_timeout_seconds,
-                                       connect_timeout=settings.upstream_connect_timeout_seconds)
+        app.state.client = new_client(
+            timeout=settings.upstream_timeout_seconds,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+        )
         app.state.token_verifier = TokenVerifier(
-            issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-            jwks_file=settings.jwt_jwks_file, jwks_url=settings.jwt_jwks_url,
-            algorithms=settings.jwt_algorithms, leeway_seconds=settings.jwt_leeway_seconds,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwks_file=settings.jwt_jwks_file,
+            jwks_url=settings.jwt_jwks_url,
+            algorithms=settings.jwt_algorithms,
+            leeway_seconds=settings.jwt_leeway_seconds,
         )
         try:
             yield
         finally:
             await app.state.client.aclose()
 
-    app = FastAPI(title="openGPSoC gateway", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(
+        title="openGPSoC gateway",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
+    app.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_allow_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=PROXIED_METHODS,
+            allow_credentials=False,
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "if-match",
+                "idempotency-key",
+                "prefer",
+                "x-request-id",
+            ],
+            expose_headers=["etag", "location", "x-request-id", "retry-after"],
+        )
+    per_user = TokenBuckets(settings.rate_limit_user_per_second, settings.rate_limit_user_burst)
+    per_practice = TokenBuckets(
+        settings.rate_limit_practice_per_second, settings.rate_limit_practice_burst
+    )
 
     def upstream_ready(upstream: Upstream):  # noqa: ANN202
         async def check() -> bool:
-            response = await app.state.client.get(f"{upstream.base_url}/readyz",
-                                                  timeout=settings.readiness_timeout_seconds)
+            response = await app.state.client.get(
+                f"{upstream.base_url}/readyz", timeout=settings.readiness_timeout_seconds
+            )
             return response.status_code == 200
 
         return check
@@ -62,32 +96,75 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.get(f"{base}/metadata")
     async def metadata() -> Response:
         # Public, as FHIR expects: a client reads the CapabilityStatement before it has a token.
-        return FhirResponse(await capabilities.statement(app.state.client, settings.public_base_url))
+        return FhirResponse(
+            await capabilities.statement(app.state.client, settings.public_base_url)
+        )
+
+    async def admit(request: Request) -> None:
+        """Authenticate, then apply the rate limits and the _count ceiling."""
+        principal = await app.state.token_verifier.verify(
+            bearer_token(request.headers.get("authorization"))
+        )
+        practice_var.set(principal.practice)
+        wait = max(
+            per_user.take(f"{principal.practice}/{principal.user_id}"),
+            per_practice.take(principal.practice),
+        )
+        if wait > 0:
+            raise FhirError(
+                429,
+                "Too many requests; slow down and retry later",
+                code="throttled",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        count = request.query_params.get("_count")
+        if count is not None and count.isdigit() and int(count) > settings.max_count:
+            raise FhirError(400, f"_count may be at most {settings.max_count}", expression="_count")
+
+    @app.get(f"{base}/Patient/{{patient_id}}/$everything")
+    async def everything(request: Request, patient_id: str) -> Response:
+        await admit(request)
+        bundle = await patient_everything(
+            app.state.client,
+            routes,
+            patient_id=patient_id,
+            authorization=request.headers["authorization"],
+            base_url=settings.public_base_url,
+            timeout=settings.everything_timeout_seconds,
+        )
+        return FhirResponse(bundle)
 
     @app.api_route(f"{base}/{{path:path}}", methods=PROXIED_METHODS)
     async def proxy(request: Request, path: str) -> Response:
-        principal = await app.state.token_verifier.verify(
-            bearer_token(request.headers.get("authorization")))
-        practice_var.set(principal.practice)
+        await admit(request)
         resource_type = path.split("/", 1)[0]
         upstream = routes.for_resource_type(resource_type)
         if upstream is None:
-            raise FhirError(404, f"Resource type '{resource_type}' is not served here",
-                            code="not-supported")
+            raise FhirError(
+                404, f"Resource type '{resource_type}' is not served here", code="not-supported"
+            )
         body = await request.body()
         if len(body) > settings.max_body_bytes:
-            raise FhirError(413, f"The request body is larger than {settings.max_body_bytes} bytes",
-                            code="too-costly")
+            raise FhirError(
+                413,
+                f"The request body is larger than {settings.max_body_bytes} bytes",
+                code="too-costly",
+            )
         url = f"{upstream.base_url}/{path}"
         if request.url.query:
             url += "?" + request.url.query
         status, headers, content = await forward(
-            app.state.client, upstream_name=upstream.name, method=request.method, url=url,
-            headers=dict(request.headers), body=body)
+            app.state.client,
+            upstream_name=upstream.name,
+            method=request.method,
+            url=url,
+            headers=dict(request.headers),
+            body=body,
+        )
         response = Response(content, status_code=status)
-        response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-type"] + headers
+        response.raw_headers = [
+            h for h in response.raw_headers if h[0] != b"content-type"
+        ] + headers
         return response
 
     return app
-
-

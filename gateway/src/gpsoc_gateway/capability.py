@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import httpx
-
 from gpsoc_kit.capability import capability_statement
 
 from .routing import Upstream
@@ -36,8 +35,9 @@ class CapabilityCache:
             if statement is None:
                 continue
             for rest in statement.get("rest", []):
-                resources += [r for r in rest.get("resource", [])
-                              if r.get("type") in upstream.resource_types]
+                resources += [
+                    r for r in rest.get("resource", []) if r.get("type") in upstream.resource_types
+                ]
         merged = capability_statement("OpenGPSoC", "openGPSoC FHIR R4 API", [], base_url=base_url)
         merged["rest"][0]["resource"] = sorted(resources, key=lambda r: r["type"])
         return merged

@@ -17,3 +17,12 @@ class GatewaySettings(ServiceSettings):
     readiness_timeout_seconds: float = 2.0
     max_body_bytes: int = 1_000_000
     fhir_base_path: str = "/fhir/R4"
+    max_count: int = 100
+    # Requests per second (and burst) per user and per practice; 0 turns a limit off.
+    rate_limit_user_per_second: float = 50.0
+    rate_limit_user_burst: float = 100.0
+    rate_limit_practice_per_second: float = 500.0
+    rate_limit_practice_burst: float = 1000.0
+    # Browser origins allowed to call the API (CORS); none by default.
+    cors_allow_origins: tuple[str, ...] = ()
+    everything_timeout_seconds: float = 3.0

@@ -5,21 +5,36 @@ from __future__ import annotations
 import logging
 
 import httpx
-
 from gpsoc_kit.fhir import FhirError
 from gpsoc_kit.telemetry import inject_headers, request_id_var
 
 log = logging.getLogger("gpsoc.gateway.proxy")
 
 # Request headers a service needs; everything else (cookies, hop-by-hop) stays here.
-FORWARDED_REQUEST_HEADERS = frozenset({
-    "authorization", "content-type", "accept", "if-match", "if-none-match", "if-modified-since",
-    "prefer", "idempotency-key", "x-correlation-id",
-})
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-type",
+        "accept",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "prefer",
+        "idempotency-key",
+        "x-correlation-id",
+    }
+)
 # Response headers a client needs back.
-RETURNED_RESPONSE_HEADERS = frozenset({
-    "content-type", "etag", "location", "last-modified", "retry-after", "content-location",
-})
+RETURNED_RESPONSE_HEADERS = frozenset(
+    {
+        "content-type",
+        "etag",
+        "location",
+        "last-modified",
+        "retry-after",
+        "content-location",
+    }
+)
 
 
 def new_client(*, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
@@ -48,12 +63,14 @@ async def forward(
         response = await client.request(method, url, headers=outgoing, content=body or None)
     except httpx.TimeoutException:
         log.warning("upstream timed out", extra={"upstream": upstream_name})
-        raise FhirError(504, f"The {upstream_name} service did not answer in time",
-                        code="timeout") from None
+        raise FhirError(
+            504, f"The {upstream_name} service did not answer in time", code="timeout"
+        ) from None
     except httpx.HTTPError:
         log.warning("upstream unreachable", extra={"upstream": upstream_name})
-        raise FhirError(502, f"The {upstream_name} service is unavailable",
-                        code="transient") from None
+        raise FhirError(
+            502, f"The {upstream_name} service is unavailable", code="transient"
+        ) from None
     returned = [
         (k.encode("latin-1"), v.encode("latin-1"))
         for k, v in response.headers.items()

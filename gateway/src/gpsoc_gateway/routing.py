@@ -20,8 +20,10 @@ OWNERSHIP: dict[str, tuple[str, frozenset[str]]] = {
     "patient-index": ("patient_index_url", frozenset({"Patient", "Organization", "Practitioner"})),
     "appointments": ("appointments_url", frozenset({"Schedule", "Slot", "Appointment"})),
     "prescribing": ("prescribing_url", frozenset({"Medication", "MedicationRequest"})),
-    "clinical-notes": ("clinical_notes_url", frozenset(
-        {"Encounter", "Condition", "Observation", "AllergyIntolerance", "List"})),
+    "clinical-notes": (
+        "clinical_notes_url",
+        frozenset({"Encounter", "Condition", "Observation", "AllergyIntolerance", "List"}),
+    ),
 }
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from gpsoc_kit.testing.plugin import run_sync
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -60,10 +59,14 @@ def practice() -> str:
 def auth(test_stack: Any, practice: str):  # noqa: ANN201
     """`auth(role)` -> headers with a token for a user of this test's practice."""
 
-    def headers(role: str = "gp", *, practice_code: str | None = None, **claims: Any) -> dict[str, str]:
+    def headers(
+        role: str = "gp", *, practice_code: str | None = None, **claims: Any
+    ) -> dict[str, str]:
         base = test_stack.keys.claims_for(role, "A81001")
         base.update(practice=practice_code or practice, sub=str(uuid.uuid4()), **claims)
-        return {"Authorization": f"Bearer {test_stack.keys.mint(base)}",
-                "Content-Type": "application/fhir+json"}
+        return {
+            "Authorization": f"Bearer {test_stack.keys.mint(base)}",
+            "Content-Type": "application/fhir+json",
+        }
 
     return headers

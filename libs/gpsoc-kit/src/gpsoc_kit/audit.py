@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .auth import Principal
@@ -23,8 +23,15 @@ AUDIT_EVENT_TYPE = "audit.recorded.v1"
 
 # FHIR restful-interaction codes -> AuditEvent.action (C R U D E).
 _ACTIONS = {
-    "create": "C", "read": "R", "vread": "R", "history": "R", "search": "E",
-    "update": "U", "patch": "U", "delete": "D", "operation": "E",
+    "create": "C",
+    "read": "R",
+    "vread": "R",
+    "history": "R",
+    "search": "E",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "operation": "E",
 }
 
 
@@ -44,48 +51,88 @@ def audit_event(
     traceparent, _ = current_traceparent()
     trace_id = traceparent.split("-")[1] if traceparent else None
     entities: list[dict[str, Any]] = [
-        {"what": {"reference": f"Patient/{pid}"}, "type": _entity_type("1", "Person"),
-         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
-                  "display": "Patient"}}
+        {
+            "what": {"reference": f"Patient/{pid}"},
+            "type": _entity_type("1", "Person"),
+            "role": {
+                "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                "code": "1",
+                "display": "Patient",
+            },
+        }
         for pid in dict.fromkeys(patient_ids)
     ]
     entities += [
-        {"what": {"reference": f"{resource_type}/{rid}"}, "type": _entity_type("2", "System Object")}
+        {
+            "what": {"reference": f"{resource_type}/{rid}"},
+            "type": _entity_type("2", "System Object"),
+        }
         for rid in dict.fromkeys(resource_ids)
         if resource_type != "Patient"
     ]
     if query is not None:
-        entities.append({"type": _entity_type("2", "System Object"),
-                         "query": base64.b64encode(query.encode()).decode()})
+        entities.append(
+            {
+                "type": _entity_type("2", "System Object"),
+                "query": base64.b64encode(query.encode()).decode(),
+            }
+        )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                 "code": "rest", "display": "RESTful Operation"},
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+            "display": "RESTful Operation",
+        },
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
         "action": _ACTIONS.get(interaction, "E"),
         "recorded": dt.datetime.now(dt.UTC).isoformat(),
         "outcome": outcome,
-        "agent": [{
-            "who": {"reference": f"Practitioner/{principal.user_id}", "display": principal.name},
-            "requestor": True,
-            "role": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/NHSRoleCode",
-                                  "code": principal.role_code, "display": principal.primary_role}]}],
-        }],
+        "agent": [
+            {
+                "who": {
+                    "reference": f"Practitioner/{principal.user_id}",
+                    "display": principal.name,
+                },
+                "requestor": True,
+                "role": [
+                    {
+                        "coding": [
+                            {
+                                "system": "https://fhir.nhs.uk/CodeSystem/NHSRoleCode",
+                                "code": principal.role_code,
+                                "display": principal.primary_role,
+                            }
+                        ]
+                    }
+                ],
+            }
+        ],
         "source": {"site": principal.practice, "observer": {"display": source}},
         "entity": entities,
         "extension": [
-            {"url": "https://opengpsoc.org/fhir/StructureDefinition/audit-practice",
-             "valueString": principal.practice},
+            {
+                "url": "https://opengpsoc.org/fhir/StructureDefinition/audit-practice",
+                "valueString": principal.practice,
+            },
         ],
     }
     if outcome_desc:
         event["outcomeDesc"] = outcome_desc
     if request_id := request_id_var.get():
-        event["extension"].append({"url": "https://opengpsoc.org/fhir/StructureDefinition/request-id",
-                                   "valueString": request_id})
+        event["extension"].append(
+            {
+                "url": "https://opengpsoc.org/fhir/StructureDefinition/request-id",
+                "valueString": request_id,
+            }
+        )
     if trace_id:
-        event["extension"].append({"url": "https://opengpsoc.org/fhir/StructureDefinition/trace-id",
-                                   "valueString": trace_id})
+        event["extension"].append(
+            {
+                "url": "https://opengpsoc.org/fhir/StructureDefinition/trace-id",
+                "valueString": trace_id,
+            }
+        )
     return event
 
 
@@ -102,15 +149,26 @@ def record(
     source: str,
 ) -> None:
     patient_ids = list(patient_ids)
-    event = audit_event(principal=principal, interaction=interaction, resource_type=resource_type,
-                        resource_ids=resource_ids, patient_ids=patient_ids, outcome=outcome,
-                        query=query, source=source)
+    event = audit_event(
+        principal=principal,
+        interaction=interaction,
+        resource_type=resource_type,
+        resource_ids=resource_ids,
+        patient_ids=patient_ids,
+        outcome=outcome,
+        query=query,
+        source=source,
+    )
     # Keyed by the patient when there is exactly one, so a patient's audit trail stays in order.
     subject = patient_ids[0] if len(patient_ids) == 1 else principal.practice
-    uow.emit(AUDIT_TOPIC, AUDIT_EVENT_TYPE, subject=subject, data=event,
-             practice=principal.practice)
+    uow.emit(
+        AUDIT_TOPIC, AUDIT_EVENT_TYPE, subject=subject, data=event, practice=principal.practice
+    )
 
 
 def _entity_type(code: str, display: str) -> dict[str, str]:
-    return {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-            "code": code, "display": display}
+    return {
+        "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+        "code": code,
+        "display": display,
+    }

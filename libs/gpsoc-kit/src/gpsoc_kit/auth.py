@@ -42,10 +42,18 @@ class Permission(enum.StrEnum):
 
 
 P = Permission
-_CLINICIAN = frozenset({
-    P.READ_DEMOGRAPHICS, P.WRITE_DEMOGRAPHICS, P.READ_APPOINTMENTS, P.BOOK_APPOINTMENTS,
-    P.READ_CLINICAL, P.WRITE_CLINICAL, P.READ_MEDICATION, P.REQUEST_REPEAT,
-})
+_CLINICIAN = frozenset(
+    {
+        P.READ_DEMOGRAPHICS,
+        P.WRITE_DEMOGRAPHICS,
+        P.READ_APPOINTMENTS,
+        P.BOOK_APPOINTMENTS,
+        P.READ_CLINICAL,
+        P.WRITE_CLINICAL,
+        P.READ_MEDICATION,
+        P.REQUEST_REPEAT,
+    }
+)
 
 # The one permission table. Prescribing needs more than a role: a nurse or a
 # pharmacist authorises only when the token says they are an independent prescriber
@@ -54,14 +62,28 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "gp": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
     "nurse": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
     "pharmacist": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
-    "receptionist": frozenset({
-        P.READ_DEMOGRAPHICS, P.WRITE_DEMOGRAPHICS, P.READ_APPOINTMENTS, P.BOOK_APPOINTMENTS,
-        P.REQUEST_REPEAT,
-    }),
-    "practice-manager": frozenset({
-        P.READ_DEMOGRAPHICS, P.WRITE_DEMOGRAPHICS, P.MANAGE_STAFF, P.READ_APPOINTMENTS,
-        P.BOOK_APPOINTMENTS, P.MANAGE_ROTA, P.READ_AUDIT,
-    }),
+    "receptionist": frozenset(
+        {
+            P.READ_DEMOGRAPHICS,
+            P.WRITE_DEMOGRAPHICS,
+            P.READ_APPOINTMENTS,
+            P.BOOK_APPOINTMENTS,
+            P.REQUEST_REPEAT,
+        }
+    ),
+    "practice-manager": frozenset(
+        {
+            P.READ_DEMOGRAPHICS,
+            P.WRITE_DEMOGRAPHICS,
+            P.MANAGE_STAFF,
+            P.READ_APPOINTMENTS,
+            P.BOOK_APPOINTMENTS,
+            P.MANAGE_ROTA,
+            P.READ_AUDIT,
+        }
+    ),
+    # Reads the audit trail and receives break-glass alerts; sees no records.
+    "privacy-officer": frozenset({P.READ_AUDIT}),
 }
 
 PRESCRIBER_ONLY = frozenset({P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION})
@@ -74,6 +96,7 @@ NATIONAL_ROLE_CODES: dict[str, str] = {
     "pharmacist": "R8003",
     "receptionist": "R8009",
     "practice-manager": "R8008",
+    "privacy-officer": "R0001",
 }
 
 
@@ -102,8 +125,12 @@ class Principal:
 
     def require(self, permission: Permission) -> None:
         if not self.can(permission):
-            raise FhirError(403, f"Your role does not permit {permission.value}",
-                            code="forbidden", details_code="ACCESS_DENIED")
+            raise FhirError(
+                403,
+                f"Your role does not permit {permission.value}",
+                code="forbidden",
+                details_code="ACCESS_DENIED",
+            )
 
     @property
     def primary_role(self) -> str:
@@ -226,8 +253,9 @@ class TokenVerifier:
             try:
                 if self._jwks_file:
                     path = Path(self._jwks_file)
-                    self._file_mtime = path.stat().st_mtime
-                    document = json.loads(path.read_text())
+                    # A small local file, read only when it changed: not worth a thread.
+                    self._file_mtime = path.stat().st_mtime  # noqa: ASYNC240
+                    document = json.loads(path.read_text())  # noqa: ASYNC240
                 else:
                     assert self._jwks_url is not None
                     async with httpx.AsyncClient(timeout=5) as client:
@@ -278,5 +306,10 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def _unauthorised(message: str) -> FhirError:
-    return FhirError(401, message, code="login", details_code="ACCESS_DENIED",
-                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return FhirError(
+        401,
+        message,
+        code="login",
+        details_code="ACCESS_DENIED",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )

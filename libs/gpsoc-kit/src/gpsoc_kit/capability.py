@@ -44,8 +44,11 @@ class ResourceCapability:
             "conditionalUpdate": self.conditional_update,
             "conditionalDelete": "not-supported",
             "searchParam": [
-                {"name": p.name, "type": p.type, **({"documentation": p.documentation}
-                                                    if p.documentation else {})}
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    **({"documentation": p.documentation} if p.documentation else {}),
+                }
                 for p in self.search_params
             ],
         }
@@ -57,8 +60,14 @@ class ResourceCapability:
         return entry
 
 
-def capability_statement(name: str, title: str, resources: list[ResourceCapability], *,
-                         software_version: str = "0.1.0", base_url: str | None = None) -> dict[str, Any]:
+def capability_statement(
+    name: str,
+    title: str,
+    resources: list[ResourceCapability],
+    *,
+    software_version: str = "0.1.0",
+    base_url: str | None = None,
+) -> dict[str, Any]:
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -70,17 +79,27 @@ def capability_statement(name: str, title: str, resources: list[ResourceCapabili
         "software": {"name": "openGPSoC", "version": software_version},
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "cors": True,
-                "service": [{"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                    "code": "OAuth", "display": "OAuth"}]}],
-                "description": "OIDC bearer tokens (asymmetric JWTs); the practice and roles come from the token",
-            },
-            "resource": [r.to_fhir() for r in sorted(resources, key=lambda r: r.type)],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "cors": True,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "OAuth",
+                                    "display": "OAuth",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "OIDC bearer tokens (asymmetric JWTs); the practice and roles come from the token",
+                },
+                "resource": [r.to_fhir() for r in sorted(resources, key=lambda r: r.type)],
+            }
+        ],
     }
     if base_url:
         statement["implementation"] = {"description": title, "url": base_url}

@@ -82,7 +82,9 @@ class ConsumerRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - broker away: back off and reconnect
-                log.warning("consumer loop failed; reconnecting", extra={"reason": type(exc).__name__})
+                log.warning(
+                    "consumer loop failed; reconnecting", extra={"reason": type(exc).__name__}
+                )
                 await self._close()
                 try:
                     await asyncio.wait_for(self._stopping.wait(), backoff)
@@ -169,9 +171,15 @@ class ConsumerRunner:
             except Exception as exc:  # noqa: BLE001 - retried, then dead-lettered with the reason
                 reason = f"{type(exc).__name__} after {attempt} attempts"
                 if attempt < self._config.max_attempts and not self._stopping.is_set():
-                    log.warning("handler failed; will retry",
-                                extra={"event_type": event.type, "event_id": event.id,
-                                       "attempt": attempt, "reason": type(exc).__name__})
+                    log.warning(
+                        "handler failed; will retry",
+                        extra={
+                            "event_type": event.type,
+                            "event_id": event.id,
+                            "attempt": attempt,
+                            "reason": type(exc).__name__,
+                        },
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._config.max_backoff_seconds)
                     continue
@@ -185,8 +193,9 @@ class ConsumerRunner:
             await uow.switch_practice(event.practice)
             inserted = await uow.conn.execute(
                 pg_insert(self._inbox)
-                .values(consumer_group=self._config.group_id, event_id=event.id,
-                        event_type=event.type)
+                .values(
+                    consumer_group=self._config.group_id, event_id=event.id, event_type=event.type
+                )
                 .on_conflict_do_nothing()
                 .returning(self._inbox.c.event_id)
             )
@@ -206,8 +215,16 @@ class ConsumerRunner:
             ("dlq_original_offset", str(record.offset).encode()),
             ("dlq_consumer_group", self._config.group_id.encode()),
         ]
-        await self._producer.send_and_wait(topic, value=record.value, key=record.key, headers=headers)
+        await self._producer.send_and_wait(
+            topic, value=record.value, key=record.key, headers=headers
+        )
         metrics.dead_letters(self._config.service_name).labels(record.topic).inc()
-        log.error("event dead-lettered",
-                  extra={"topic": record.topic, "partition": record.partition,
-                         "offset": record.offset, "reason": reason[:200]})
+        log.error(
+            "event dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason[:200],
+            },
+        )

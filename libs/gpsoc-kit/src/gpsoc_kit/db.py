@@ -39,7 +39,7 @@ def asyncpg_url(url: str) -> str:
     """Accept plain postgresql:// URLs from the environment; SQLAlchemy needs the driver."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
@@ -61,7 +61,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
 
 
 @asynccontextmanager
-async def practice_transaction(engine: AsyncEngine, practice: str) -> AsyncIterator[AsyncConnection]:
+async def practice_transaction(
+    engine: AsyncEngine, practice: str
+) -> AsyncIterator[AsyncConnection]:
     """A transaction in which row-level security shows only `practice`'s rows."""
     async with engine.begin() as conn:
         await conn.execute(_SET_PRACTICE, {"practice": practice})

@@ -56,8 +56,9 @@ class CloudEvent:
 
     @classmethod
     def from_dict(cls, envelope: dict[str, Any]) -> CloudEvent:
-        missing = [k for k in ("id", "source", "type", "subject", "practice", "data")
-                   if k not in envelope]
+        missing = [
+            k for k in ("id", "source", "type", "subject", "practice", "data") if k not in envelope
+        ]
         if missing or envelope.get("specversion") != SPEC_VERSION:
             raise InvalidEvent(f"not a CloudEvents {SPEC_VERSION} envelope (missing {missing})")
         return cls(
@@ -120,8 +121,9 @@ class SchemaRegistry:
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.path) or "(root)"
-            raise InvalidEvent(f"{envelope['type']} does not match its schema at {where}: "
-                               f"{first.message}")
+            raise InvalidEvent(
+                f"{envelope['type']} does not match its schema at {where}: {first.message}"
+            )
 
 
 @cache

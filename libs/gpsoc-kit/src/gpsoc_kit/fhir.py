@@ -120,7 +120,9 @@ class FhirError(Exception):
             ]
 
     def response(self) -> FhirResponse:
-        return FhirResponse(operation_outcome(self.issues), status_code=self.status, headers=self.headers)
+        return FhirResponse(
+            operation_outcome(self.issues), status_code=self.status, headers=self.headers
+        )
 
 
 def not_found(resource_type: str, resource_id: str) -> FhirError:
@@ -146,8 +148,9 @@ def parse_if_match(value: str | None) -> int | None:
         raw = raw[2:]
     raw = raw.strip('"')
     if not raw.isdigit():
-        raise FhirError(400, f"If-Match must be a version ETag like W/\"1\", got {value!r}",
-                        expression="If-Match")
+        raise FhirError(
+            400, f'If-Match must be a version ETag like W/"1", got {value!r}', expression="If-Match"
+        )
     return int(raw)
 
 
@@ -204,11 +207,15 @@ def history_bundle(versions: Iterable[dict[str, Any]], *, base_url: str) -> dict
         {
             "fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
             "resource": r,
-            "request": {"method": "PUT" if r["meta"]["versionId"] != "1" else "POST",
-                        "url": f"{r['resourceType']}/{r['id']}"},
-            "response": {"status": "200" if r["meta"]["versionId"] != "1" else "201",
-                         "etag": etag(r["meta"]["versionId"]),
-                         "lastModified": r["meta"]["lastUpdated"]},
+            "request": {
+                "method": "PUT" if r["meta"]["versionId"] != "1" else "POST",
+                "url": f"{r['resourceType']}/{r['id']}",
+            },
+            "response": {
+                "status": "200" if r["meta"]["versionId"] != "1" else "201",
+                "etag": etag(r["meta"]["versionId"]),
+                "lastModified": r["meta"]["lastUpdated"],
+            },
         }
         for r in versions
     ]

@@ -36,8 +36,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
         issues = [
-            Issue(str(err.get("msg", "invalid")), code="invalid",
-                  expression=".".join(str(p) for p in err.get("loc", ()) if p != "body") or None)
+            Issue(
+                str(err.get("msg", "invalid")),
+                code="invalid",
+                expression=".".join(str(p) for p in err.get("loc", ()) if p != "body") or None,
+            )
             for err in exc.errors()
         ]
         return FhirError(400, "Invalid request", issues=issues).response()
@@ -55,8 +58,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> Response:
         # The type only: messages can quote patient data (e.g. unique-violation details).
         log.error("unhandled error", extra={"reason": type(exc).__name__})
-        return FhirError(500, "An unexpected error occurred; it has been logged",
-                         code="exception").response()
+        return FhirError(
+            500, "An unexpected error occurred; it has been logged", code="exception"
+        ).response()
 
 
 class RequestContextMiddleware:
@@ -126,8 +130,10 @@ def add_health_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
                 ok = False
             results[name] = "ok" if ok else "unavailable"
         ready = all(v == "ok" for v in results.values())
-        return JSONResponse({"status": "ready" if ready else "not-ready", "checks": results},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not-ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -155,7 +161,9 @@ def require(permission: Permission) -> Any:
     return Depends(_dependency)
 
 
-def fhir_response(resource: dict[str, Any], *, status: int = 200, location: str | None = None) -> FhirResponse:
+def fhir_response(
+    resource: dict[str, Any], *, status: int = 200, location: str | None = None
+) -> FhirResponse:
     headers = {}
     meta = resource.get("meta") or {}
     if "versionId" in meta:
@@ -166,20 +174,29 @@ def fhir_response(resource: dict[str, Any], *, status: int = 200, location: str 
     return FhirResponse(resource, status_code=status, headers=headers)
 
 
-async def read_resource(request: Request, resource_type: str, *, max_bytes: int = 1_000_000) -> dict[str, Any]:
+async def read_resource(
+    request: Request, resource_type: str, *, max_bytes: int = 1_000_000
+) -> dict[str, Any]:
     """The FHIR resource in a request body, or a 400/413/415 OperationOutcome."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type not in ("application/fhir+json", "application/json"):
-        raise FhirError(415, "Send FHIR JSON (Content-Type: application/fhir+json)",
-                        code="not-supported")
+        raise FhirError(
+            415, "Send FHIR JSON (Content-Type: application/fhir+json)", code="not-supported"
+        )
     body = await request.body()
     if len(body) > max_bytes:
-        raise FhirError(413, f"The request body is larger than {max_bytes} bytes", code="too-costly")
+        raise FhirError(
+            413, f"The request body is larger than {max_bytes} bytes", code="too-costly"
+        )
     try:
         resource = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise FhirError(400, "The request body is not valid JSON", code="structure") from None
     if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
-        raise FhirError(400, f"The request body must be a {resource_type} resource",
-                        code="structure", expression=f"{resource_type}.resourceType")
+        raise FhirError(
+            400,
+            f"The request body must be a {resource_type} resource",
+            code="structure",
+            expression=f"{resource_type}.resourceType",
+        )
     return resource

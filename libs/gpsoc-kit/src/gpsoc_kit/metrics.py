@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -18,52 +24,77 @@ def _prefix(service: str) -> str:
 
 @cache
 def http_request_duration(service: str) -> Histogram:
-    return Histogram(f"{_prefix(service)}_http_request_duration_seconds",
-                     "HTTP request latency by route", ("method", "route", "status"),
-                     buckets=LATENCY_BUCKETS, registry=REGISTRY)
+    return Histogram(
+        f"{_prefix(service)}_http_request_duration_seconds",
+        "HTTP request latency by route",
+        ("method", "route", "status"),
+        buckets=LATENCY_BUCKETS,
+        registry=REGISTRY,
+    )
 
 
 @cache
 def outbox_backlog(service: str) -> Gauge:
-    return Gauge(f"{_prefix(service)}_outbox_backlog_events", "Unpublished outbox events",
-                 registry=REGISTRY)
+    return Gauge(
+        f"{_prefix(service)}_outbox_backlog_events", "Unpublished outbox events", registry=REGISTRY
+    )
 
 
 @cache
 def outbox_oldest_age(service: str) -> Gauge:
-    return Gauge(f"{_prefix(service)}_outbox_oldest_age_seconds",
-                 "Age of the oldest unpublished outbox event", registry=REGISTRY)
+    return Gauge(
+        f"{_prefix(service)}_outbox_oldest_age_seconds",
+        "Age of the oldest unpublished outbox event",
+        registry=REGISTRY,
+    )
 
 
 @cache
 def outbox_published(service: str) -> Counter:
-    return Counter(f"{_prefix(service)}_outbox_published_events_total", "Events published by the relay",
-                   registry=REGISTRY)
+    return Counter(
+        f"{_prefix(service)}_outbox_published_events_total",
+        "Events published by the relay",
+        registry=REGISTRY,
+    )
 
 
 @cache
 def consumer_processed(service: str) -> Counter:
-    return Counter(f"{_prefix(service)}_consumer_events_total",
-                   "Events handled by the consumer, by outcome",
-                   ("topic", "outcome"), registry=REGISTRY)
+    return Counter(
+        f"{_prefix(service)}_consumer_events_total",
+        "Events handled by the consumer, by outcome",
+        ("topic", "outcome"),
+        registry=REGISTRY,
+    )
 
 
 @cache
 def consumer_lag(service: str) -> Gauge:
-    return Gauge(f"{_prefix(service)}_consumer_lag_events", "Consumer lag by topic partition",
-                 ("topic", "partition"), registry=REGISTRY)
+    return Gauge(
+        f"{_prefix(service)}_consumer_lag_events",
+        "Consumer lag by topic partition",
+        ("topic", "partition"),
+        registry=REGISTRY,
+    )
 
 
 @cache
 def dead_letters(service: str) -> Counter:
-    return Counter(f"{_prefix(service)}_dead_letter_events_total", "Events parked on a dead-letter topic",
-                   ("topic",), registry=REGISTRY)
+    return Counter(
+        f"{_prefix(service)}_dead_letter_events_total",
+        "Events parked on a dead-letter topic",
+        ("topic",),
+        registry=REGISTRY,
+    )
 
 
 @cache
 def db_pool_in_use(service: str) -> Gauge:
-    return Gauge(f"{_prefix(service)}_db_pool_connections", "Database pool connections checked out",
-                 registry=REGISTRY)
+    return Gauge(
+        f"{_prefix(service)}_db_pool_connections",
+        "Database pool connections checked out",
+        registry=REGISTRY,
+    )
 
 
 def render() -> tuple[bytes, str]:

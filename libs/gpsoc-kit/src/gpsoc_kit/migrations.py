@@ -17,13 +17,19 @@ def run_migrations(target_metadata: MetaData) -> None:
     """Body of a service's migrations/env.py (online mode, async engine)."""
     from alembic import context
 
-    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("MIGRATION_DATABASE_URL")
+    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get(
+        "MIGRATION_DATABASE_URL"
+    )
     if not url:
         raise RuntimeError("MIGRATION_DATABASE_URL is not set")
 
     def do_run(connection) -> None:  # noqa: ANN001
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          compare_type=True, transaction_per_migration=True)
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            transaction_per_migration=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
 

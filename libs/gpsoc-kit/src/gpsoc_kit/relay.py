@@ -128,8 +128,9 @@ class OutboxRelay:
                         row.topic,
                         value=orjson.dumps(payload),
                         key=row.message_key.encode(),
-                        headers=kafka_headers(payload.get("traceparent"), payload.get("tracestate"),
-                                              payload["type"]),
+                        headers=kafka_headers(
+                            payload.get("traceparent"), payload.get("tracestate"), payload["type"]
+                        ),
                     )
                 )
             await asyncio.wait_for(asyncio.gather(*futures), self._config.publish_timeout_seconds)
@@ -146,8 +147,10 @@ class OutboxRelay:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(func.count(), func.extract("epoch", func.now() - func.min(outbox.c.created_at)))
-                    .where(outbox.c.published_at.is_(None))
+                    select(
+                        func.count(),
+                        func.extract("epoch", func.now() - func.min(outbox.c.created_at)),
+                    ).where(outbox.c.published_at.is_(None))
                 )
             ).one()
         metrics.outbox_backlog(self._config.service_name).set(row[0])
@@ -187,8 +190,9 @@ class OutboxRelay:
     async def _ensure_listener(self) -> None:
         if self._listener is None or self._listener.is_closed():
             conn = await asyncpg.connect(plain_url(self._config.database_url))
-            await conn.add_listener(notify_channel(self._config.service_name),
-                                    lambda *_: self._wakeup.set())
+            await conn.add_listener(
+                notify_channel(self._config.service_name), lambda *_: self._wakeup.set()
+            )
             self._listener = conn
 
     async def _drop_listener(self) -> None:
@@ -198,4 +202,3 @@ class OutboxRelay:
                 await conn.close(timeout=2)
             except Exception:  # noqa: BLE001
                 conn.terminate()
-

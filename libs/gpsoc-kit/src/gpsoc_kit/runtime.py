@@ -37,7 +37,10 @@ def serve_api(app: Any, settings: ServiceSettings) -> None:
     )
 
 
-def run_worker(settings: ServiceSettings, build: Callable[[], Awaitable[tuple[Runnable, Callable[[], Awaitable[None]]]]]) -> None:
+def run_worker(
+    settings: ServiceSettings,
+    build: Callable[[], Awaitable[tuple[Runnable, Callable[[], Awaitable[None]]]]],
+) -> None:
     """Run a long-lived worker (relay, consumer) until SIGINT/SIGTERM, then clean up."""
     configure_logging(settings.log_level)
     configure_tracing(settings.service_name)
@@ -76,8 +79,14 @@ def _health_server(settings: ServiceSettings, worker_task: Any) -> uvicorn.Serve
         return worker_task is not None and not worker_task.done()
 
     add_health_routes(app, {"worker": worker_alive})
-    config = uvicorn.Config(app, host=settings.host, port=settings.health_port, log_config=None,
-                            access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.health_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
     # The worker owns SIGINT/SIGTERM; the health server is stopped after it.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
@@ -90,7 +99,9 @@ async def database_ready(engine: AsyncEngine) -> bool:
     return True
 
 
-def kafka_ready_check(bootstrap_servers: str, *, cache_seconds: float = 5.0) -> Callable[[], Awaitable[bool]]:
+def kafka_ready_check(
+    bootstrap_servers: str, *, cache_seconds: float = 5.0
+) -> Callable[[], Awaitable[bool]]:
     """A cheap broker reachability check (TCP connect), cached so probes cost nothing."""
     state = {"at": 0.0, "ok": False}
 

@@ -52,9 +52,7 @@ def parse_search(
         if name == "_count":
             count = _non_negative_int(name, value)
             if count > max_count:
-                raise FhirError(
-                    400, f"_count may be at most {max_count}", expression="_count"
-                )
+                raise FhirError(400, f"_count may be at most {max_count}", expression="_count")
         elif name == "_offset":
             offset = _non_negative_int(name, value)
         elif name in COMMON_PARAMETERS:
@@ -97,13 +95,18 @@ def parse_date_param(name: str, value: str) -> DateBound:
     if value[:2] in DATE_PREFIXES:
         prefix, value = value[:2], value[2:]
     if prefix not in SUPPORTED_DATE_PREFIXES:
-        raise FhirError(400, f"Date prefix '{prefix}' is not supported for {name}",
-                        code="not-supported", expression=name)
+        raise FhirError(
+            400,
+            f"Date prefix '{prefix}' is not supported for {name}",
+            code="not-supported",
+            expression=name,
+        )
     try:
         return DateBound(prefix, dt.date.fromisoformat(value[:10]))
     except ValueError:
-        raise FhirError(400, f"{name} must be a date (YYYY-MM-DD), got {value!r}",
-                        expression=name) from None
+        raise FhirError(
+            400, f"{name} must be a date (YYYY-MM-DD), got {value!r}", expression=name
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,12 @@ def parse_datetime_param(name: str, value: str) -> DateTimeBound:
     if value[:2] in DATE_PREFIXES:
         prefix, value = value[:2], value[2:]
     if prefix not in SUPPORTED_DATE_PREFIXES:
-        raise FhirError(400, f"Date prefix '{prefix}' is not supported for {name}",
-                        code="not-supported", expression=name)
+        raise FhirError(
+            400,
+            f"Date prefix '{prefix}' is not supported for {name}",
+            code="not-supported",
+            expression=name,
+        )
     try:
         if len(value) == 10:
             moment = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
@@ -132,8 +139,9 @@ def parse_datetime_param(name: str, value: str) -> DateTimeBound:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt.UTC)
     except ValueError:
-        raise FhirError(400, f"{name} must be a date or dateTime, got {value!r}",
-                        expression=name) from None
+        raise FhirError(
+            400, f"{name} must be a date or dateTime, got {value!r}", expression=name
+        ) from None
     return DateTimeBound(prefix, moment)
 
 

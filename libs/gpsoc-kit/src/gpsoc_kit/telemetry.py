@@ -23,7 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
 practice_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("practice", default=None)
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -31,11 +33,28 @@ _tracing_enabled = False
 
 # Extra log record fields that may be logged. Anything else passed via `extra=` is
 # dropped, so a careless `extra={"patient": ...}` cannot leak into the logs.
-SAFE_LOG_FIELDS = frozenset({
-    "event_type", "event_id", "topic", "partition", "offset", "status", "method", "route",
-    "duration_ms", "count", "attempt", "reason", "consumer_group", "service", "outcome",
-    "resource_type", "upstream", "backlog",
-})
+SAFE_LOG_FIELDS = frozenset(
+    {
+        "event_type",
+        "event_id",
+        "topic",
+        "partition",
+        "offset",
+        "status",
+        "method",
+        "route",
+        "duration_ms",
+        "count",
+        "attempt",
+        "reason",
+        "consumer_group",
+        "service",
+        "outcome",
+        "resource_type",
+        "upstream",
+        "backlog",
+    }
+)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -123,7 +142,9 @@ def inject_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-def kafka_headers(traceparent: str | None, tracestate: str | None, event_type: str) -> list[tuple[str, bytes]]:
+def kafka_headers(
+    traceparent: str | None, tracestate: str | None, event_type: str
+) -> list[tuple[str, bytes]]:
     headers = [("ce_type", event_type.encode())]
     if traceparent:
         headers.append(("traceparent", traceparent.encode()))
@@ -133,7 +154,9 @@ def kafka_headers(traceparent: str | None, tracestate: str | None, event_type: s
 
 
 def context_from_kafka_headers(headers: Sequence[tuple[str, bytes]] | None) -> otel_context.Context:
-    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")}
+    carrier = {
+        k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")
+    }
     return _PROPAGATOR.extract(carrier)
 
 
@@ -149,9 +172,11 @@ def instrument_sqlalchemy(engine: Any) -> None:
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
         # The statement text only: parameters hold patient data.
-        span = sql_tracer.start_span("db.query", kind=trace.SpanKind.CLIENT,
-                                     attributes={"db.system": "postgresql",
-                                                 "db.statement": statement[:500]})
+        span = sql_tracer.start_span(
+            "db.query",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "db.statement": statement[:500]},
+        )
         conn.info.setdefault("gpsoc_spans", []).append(span)
 
     @event.listens_for(sync_engine, "after_cursor_execute")

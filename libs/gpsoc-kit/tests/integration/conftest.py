@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from gpsoc_kit.db import asyncpg_url, create_engine
 from gpsoc_kit.messaging import notify_channel
 from gpsoc_kit.migrations import tenant_rls_sql
-from gpsoc_kit.uow import UnitOfWork
-
 from gpsoc_kit.testing.scratch import SERVICE, metadata, outbox
+from gpsoc_kit.uow import UnitOfWork
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +40,13 @@ async def engine(kit_database: Any) -> AsyncIterator[Any]:
 @pytest.fixture
 def uow_factory(engine: Any):  # noqa: ANN201
     def factory(practice: str) -> UnitOfWork:
-        return UnitOfWork(engine, practice=practice, outbox=outbox, source="urn:kit-test",
-                          notify_channel=notify_channel(SERVICE))
+        return UnitOfWork(
+            engine,
+            practice=practice,
+            outbox=outbox,
+            source="urn:kit-test",
+            notify_channel=notify_channel(SERVICE),
+        )
 
     return factory
 
@@ -53,7 +56,9 @@ async def clean_outbox(kit_database: Any) -> None:
     """Each relay test starts with nothing pending from an earlier test."""
     eng = create_async_engine(asyncpg_url(kit_database.superuser_url))
     async with eng.begin() as conn:
-        await conn.execute(text("UPDATE outbox SET published_at = now() WHERE published_at IS NULL"))
+        await conn.execute(
+            text("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        )
     await eng.dispose()
 
 

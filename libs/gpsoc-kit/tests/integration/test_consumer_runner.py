@@ -7,21 +7,22 @@ import json
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner, PermanentFailure
 from gpsoc_kit.db import asyncpg_url
 from gpsoc_kit.events import CloudEvent
-from gpsoc_kit.uow import UnitOfWork
-
 from gpsoc_kit.testing.kafka import read_topic
 from gpsoc_kit.testing.scratch import SERVICE, effects, inbox
+from gpsoc_kit.uow import UnitOfWork
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 
 async def apply_effect(event: CloudEvent, uow: UnitOfWork) -> None:
-    await uow.conn.execute(insert(effects).values(event_id=event.id, practice_code=uow.practice,
-                                                  note=event.data.get("note", "")))
+    await uow.conn.execute(
+        insert(effects).values(
+            event_id=event.id, practice_code=uow.practice, note=event.data.get("note", "")
+        )
+    )
 
 
 async def always_fails(event: CloudEvent, uow: UnitOfWork) -> None:
@@ -34,11 +35,21 @@ async def refuses(event: CloudEvent, uow: UnitOfWork) -> None:
 
 def runner(uow_factory: Any, test_stack: Any, topic: str, group: str) -> ConsumerRunner:
     return ConsumerRunner(
-        ConsumerConfig(SERVICE, group, (topic,), test_stack.kafka_bootstrap,
-                       first_backoff_seconds=0.05, max_attempts=3),
-        unit_of_work=uow_factory, inbox=inbox,
-        handlers={"kit.effect.v1": apply_effect, "kit.broken.v1": always_fails,
-                  "kit.refused.v1": refuses},
+        ConsumerConfig(
+            SERVICE,
+            group,
+            (topic,),
+            test_stack.kafka_bootstrap,
+            first_backoff_seconds=0.05,
+            max_attempts=3,
+        ),
+        unit_of_work=uow_factory,
+        inbox=inbox,
+        handlers={
+            "kit.effect.v1": apply_effect,
+            "kit.broken.v1": always_fails,
+            "kit.refused.v1": refuses,
+        },
     )
 
 
@@ -53,8 +64,9 @@ async def produce(test_stack: Any, topic: str, values: list[bytes]) -> None:
 
 
 def event(event_type: str, note: str, practice: str = "A81001") -> CloudEvent:
-    return CloudEvent(type=event_type, source="urn:test", subject="p1", practice=practice,
-                      data={"note": note})
+    return CloudEvent(
+        type=event_type, source="urn:test", subject="p1", practice=practice, data={"note": note}
+    )
 
 
 async def effect_notes(kit_database: Any, ids: list[str]) -> list[str]:
@@ -93,8 +105,9 @@ async def test_the_same_event_delivered_twice_is_applied_once(
     assert await effect_notes(kit_database, [once.id]) == ["applied"]
     engine = create_async_engine(asyncpg_url(kit_database.superuser_url))
     async with engine.connect() as conn:
-        inboxed = await conn.scalar(select(func.count()).select_from(inbox)
-                                    .where(inbox.c.event_id == once.id))
+        inboxed = await conn.scalar(
+            select(func.count()).select_from(inbox).where(inbox.c.event_id == once.id)
+        )
     await engine.dispose()
     assert inboxed == 1
 
@@ -105,8 +118,9 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_the_consume
     after = event("kit.effect.v1", "after the poison")
     broken = event("kit.broken.v1", "keeps failing")
     refused = event("kit.refused.v1", "refused")
-    await produce(test_stack, topic, [b"{not json", broken.to_bytes(), refused.to_bytes(),
-                                      after.to_bytes()])
+    await produce(
+        test_stack, topic, [b"{not json", broken.to_bytes(), refused.to_bytes(), after.to_bytes()]
+    )
     consumer = runner(uow_factory, test_stack, topic, f"g-{topic}")
 
     async def after_applied() -> bool:
@@ -137,7 +151,8 @@ async def test_effects_are_written_under_the_event_practice_row_level_security(
     app_engine = create_async_engine(asyncpg_url(kit_database.app_url))
     async with app_engine.begin() as conn:
         await conn.execute(text("SELECT set_config('app.practice', 'A81001', true)"))
-        seen = await conn.scalar(select(func.count()).select_from(effects)
-                                 .where(effects.c.event_id == theirs.id))
+        seen = await conn.scalar(
+            select(func.count()).select_from(effects).where(effects.c.event_id == theirs.id)
+        )
     await app_engine.dispose()
     assert seen == 0

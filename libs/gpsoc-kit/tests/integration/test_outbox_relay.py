@@ -8,9 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-
 from gpsoc_kit.relay import OutboxRelay, RelayConfig
-
 from gpsoc_kit.testing.kafka import read_topic
 from gpsoc_kit.testing.scratch import SERVICE, outbox
 

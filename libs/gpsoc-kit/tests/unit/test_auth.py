@@ -11,7 +11,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from gpsoc_kit.auth import Permission, Principal, TokenVerifier
 from gpsoc_kit.fhir import FhirError
 
@@ -39,14 +38,23 @@ def jwks_file(tmp_path: Path, keys: dict) -> Path:
 
 @pytest.fixture
 def verifier(jwks_file: Path) -> TokenVerifier:
-    return TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_file=str(jwks_file),
-                         min_reload_interval_seconds=0)
+    return TokenVerifier(
+        issuer=ISSUER, audience=AUDIENCE, jwks_file=str(jwks_file), min_reload_interval_seconds=0
+    )
 
 
 def claims(**overrides) -> dict:
     now = int(time.time())
-    base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "nbf": now,
-            "exp": now + 600, "practice": "A81001", "roles": ["gp"]}
+    base = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "user-1",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "practice": "A81001",
+        "roles": ["gp"],
+    }
     base.update(overrides)
     return base
 
@@ -60,20 +68,27 @@ async def test_a_valid_token_gives_the_principal(verifier, keys):
     assert principal.practice == "A81001" and principal.roles == {"gp"}
 
 
-@pytest.mark.parametrize("overrides", [
-    {"exp": int(time.time()) - 3600},
-    {"nbf": int(time.time()) + 3600},
-    {"iss": "https://evil.example"},
-    {"aud": "someone-else"},
-])
-async def test_expired_premature_wrong_issuer_or_audience_tokens_answer_401(verifier, keys, overrides):
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"exp": int(time.time()) - 3600},
+        {"nbf": int(time.time()) + 3600},
+        {"iss": "https://evil.example"},
+        {"aud": "someone-else"},
+    ],
+)
+async def test_expired_premature_wrong_issuer_or_audience_tokens_answer_401(
+    verifier, keys, overrides
+):
     with pytest.raises(FhirError) as err:
         await verifier.verify(sign(keys, **overrides))
     assert err.value.status == 401
 
 
 async def test_alg_none_is_refused(verifier):
-    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": "k1"}).encode()).rstrip(b"=")
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": "k1"}).encode()).rstrip(
+        b"="
+    )
     body = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
     with pytest.raises(FhirError) as err:
         await verifier.verify(f"{header.decode()}.{body.decode()}.")
@@ -81,17 +96,22 @@ async def test_alg_none_is_refused(verifier):
 
 
 async def test_hmac_signed_with_the_public_key_is_refused(verifier, keys):
-    public_pem = keys["k1"][0].public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        keys["k1"][0]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     header = {"alg": "HS256", "kid": "k1", "typ": "JWT"}
-    segments = [base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=")
-                for p in (header, claims())]
+    segments = [
+        base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=") for p in (header, claims())
+    ]
     import hashlib
     import hmac
 
     signing_input = b".".join(segments)
     signature = base64.urlsafe_b64encode(
-        hmac.new(public_pem, signing_input, hashlib.sha256).digest()).rstrip(b"=")
+        hmac.new(public_pem, signing_input, hashlib.sha256).digest()
+    ).rstrip(b"=")
     with pytest.raises(FhirError) as err:
         await verifier.verify((signing_input + b"." + signature).decode())
     assert err.value.status == 401
@@ -133,12 +153,14 @@ def test_unknown_role_has_no_permissions():
 
 def test_nurse_authorises_only_when_flagged_as_independent_prescriber():
     nurse = Principal(user_id="u", practice="A81001", roles=frozenset({"nurse"}))
-    prescribing_nurse = Principal(user_id="u", practice="A81001", roles=frozenset({"nurse"}),
-                                  prescriber=True)
+    prescribing_nurse = Principal(
+        user_id="u", practice="A81001", roles=frozenset({"nurse"}), prescriber=True
+    )
     assert not nurse.can(Permission.AUTHORISE_PRESCRIPTION)
     assert prescribing_nurse.can(Permission.AUTHORISE_PRESCRIPTION)
     assert Principal(user_id="u", practice="A81001", roles=frozenset({"gp"})).can(
-        Permission.AUTHORISE_PRESCRIPTION)
+        Permission.AUTHORISE_PRESCRIPTION
+    )
 
 
 def test_receptionist_cannot_read_the_clinical_record():

@@ -6,16 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
-
 from gpsoc_kit.events import CloudEvent, InvalidEvent, SchemaRegistry
 from gpsoc_kit.fhir import FhirError
 from gpsoc_kit.search import parse_date_param, parse_search, parse_token
 
 
 def test_cloudevent_round_trips_through_bytes():
-    event = CloudEvent(type="patient.registered.v1", source="urn:test", subject="p1",
-                       practice="A81001", data={"x": 1},
-                       traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    event = CloudEvent(
+        type="patient.registered.v1",
+        source="urn:test",
+        subject="p1",
+        practice="A81001",
+        data={"x": 1},
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
     again = CloudEvent.from_bytes(event.to_bytes())
     assert again == event
     assert again.to_dict()["specversion"] == "1.0"
@@ -28,21 +32,41 @@ def test_unparseable_messages_are_invalid_events(raw):
 
 
 def test_schema_registry_rejects_an_event_that_breaks_its_schema(tmp_path: Path):
-    (tmp_path / "thing.happened.v1.schema.json").write_text(json.dumps({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object", "required": ["data"],
-        "properties": {"data": {"type": "object", "required": ["n"],
-                                "properties": {"n": {"type": "integer"}}}}}))
+    (tmp_path / "thing.happened.v1.schema.json").write_text(
+        json.dumps(
+            {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {
+                        "type": "object",
+                        "required": ["n"],
+                        "properties": {"n": {"type": "integer"}},
+                    }
+                },
+            }
+        )
+    )
     registry = SchemaRegistry(tmp_path)
-    good = CloudEvent(type="thing.happened.v1", source="s", subject="x", practice="A81001",
-                      data={"n": 1})
+    good = CloudEvent(
+        type="thing.happened.v1", source="s", subject="x", practice="A81001", data={"n": 1}
+    )
     registry.validate(good)
     with pytest.raises(InvalidEvent, match="data/n"):
-        registry.validate(CloudEvent(type="thing.happened.v1", source="s", subject="x",
-                                     practice="A81001", data={"n": "one"}))
+        registry.validate(
+            CloudEvent(
+                type="thing.happened.v1",
+                source="s",
+                subject="x",
+                practice="A81001",
+                data={"n": "one"},
+            )
+        )
     with pytest.raises(InvalidEvent, match="no schema"):
-        registry.validate(CloudEvent(type="other.v1", source="s", subject="x", practice="A1",
-                                     data={}))
+        registry.validate(
+            CloudEvent(type="other.v1", source="s", subject="x", practice="A1", data={})
+        )
 
 
 def test_unknown_search_parameters_are_refused_naming_them():
@@ -72,5 +96,7 @@ def test_date_prefixes():
 
 def test_token_parameters():
     assert parse_token("https://fhir.nhs.uk/Id/nhs-number|9990000018") == (
-        "https://fhir.nhs.uk/Id/nhs-number", "9990000018")
+        "https://fhir.nhs.uk/Id/nhs-number",
+        "9990000018",
+    )
     assert parse_token("9990000018") == (None, "9990000018")

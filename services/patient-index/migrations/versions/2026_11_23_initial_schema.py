@@ -6,7 +6,6 @@ Create Date: 2026-11-23
 """
 
 from alembic import op
-
 from gpsoc_kit.migrations import tenant_rls_sql
 
 revision = "0001"
@@ -146,5 +145,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbox", "outbox", "practitioners", "organizations", "patient_versions", "patients"):
+    for table in (
+        "inbox",
+        "outbox",
+        "practitioners",
+        "organizations",
+        "patient_versions",
+        "patients",
+    ):
         op.execute(f"DROP TABLE IF EXISTS {table}")

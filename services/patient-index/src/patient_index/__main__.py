@@ -55,8 +55,13 @@ def _run_relay(settings) -> None:  # noqa: ANN001
 
     async def build():  # noqa: ANN202
         engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
-        relay = OutboxRelay(RelayConfig(settings.service_name, settings.database_url,
-                                        settings.kafka_bootstrap_servers), engine, outbox)
+        relay = OutboxRelay(
+            RelayConfig(
+                settings.service_name, settings.database_url, settings.kafka_bootstrap_servers
+            ),
+            engine,
+            outbox,
+        )
         return relay, engine.dispose
 
     run_worker(settings, build)
@@ -74,9 +79,15 @@ def _run_consumer(settings) -> None:  # noqa: ANN001
     async def build():  # noqa: ANN202
         engine = create_engine(settings.database_url, pool_size=4, max_overflow=2)
         runner = ConsumerRunner(
-            ConsumerConfig(settings.service_name, f"{settings.service_name}.pds", (PDS_TOPIC,),
-                           settings.kafka_bootstrap_servers),
-            unit_of_work=unit_of_work_factory(engine, settings), inbox=inbox, handlers=HANDLERS,
+            ConsumerConfig(
+                settings.service_name,
+                f"{settings.service_name}.pds",
+                (PDS_TOPIC,),
+                settings.kafka_bootstrap_servers,
+            ),
+            unit_of_work=unit_of_work_factory(engine, settings),
+            inbox=inbox,
+            handlers=HANDLERS,
         )
         return runner, engine.dispose
 

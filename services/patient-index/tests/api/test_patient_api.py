@@ -6,16 +6,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from gpsoc_kit.db import asyncpg_url
 from gpsoc_kit.testing.fhir_factories import patient, valid_nhs_number
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
 
-async def register(client: httpx.AsyncClient, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
+async def register(
+    client: httpx.AsyncClient, headers: dict[str, str], **fields: Any
+) -> dict[str, Any]:
     response = await client.post("/Patient", json=patient(**fields), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
@@ -45,8 +46,9 @@ async def test_invalid_nhs_number_is_refused_naming_the_field_and_nothing_is_sto
     assert outcome["issue"][0]["expression"] == ["Patient.identifier[0].value"]
     engine = create_async_engine(asyncpg_url(database.superuser_url))
     async with engine.connect() as conn:
-        count = await conn.scalar(text("SELECT count(*) FROM patients WHERE nhs_number = :n"),
-                                  {"n": bad})
+        count = await conn.scalar(
+            text("SELECT count(*) FROM patients WHERE nhs_number = :n"), {"n": bad}
+        )
     await engine.dispose()
     assert count == 0
 
@@ -82,8 +84,9 @@ async def test_another_practice_patient_answers_404_and_never_appears_in_search(
 async def test_update_with_matching_if_match_makes_version_2_and_history_keeps_both(client, auth):
     created = await register(client, auth())
     changed = dict(created, name=[{"use": "official", "family": "Brown", "given": ["Alice"]}])
-    response = await client.put(f"/Patient/{created['id']}", json=changed,
-                                headers={**auth(), "If-Match": 'W/"1"'})
+    response = await client.put(
+        f"/Patient/{created['id']}", json=changed, headers={**auth(), "If-Match": 'W/"1"'}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["meta"]["versionId"] == "2"
     assert response.headers["etag"] == 'W/"2"'
@@ -97,8 +100,9 @@ async def test_update_with_matching_if_match_makes_version_2_and_history_keeps_b
 async def test_update_with_stale_if_match_answers_412_and_changes_nothing(client, auth):
     created = await register(client, auth())
     changed = dict(created, gender="male")
-    response = await client.put(f"/Patient/{created['id']}", json=changed,
-                                headers={**auth(), "If-Match": 'W/"7"'})
+    response = await client.put(
+        f"/Patient/{created['id']}", json=changed, headers={**auth(), "If-Match": 'W/"7"'}
+    )
     assert response.status_code == 412
     current = (await client.get(f"/Patient/{created['id']}", headers=auth())).json()
     assert current["gender"] == "female" and current["meta"]["versionId"] == "1"
@@ -106,10 +110,22 @@ async def test_update_with_stale_if_match_answers_412_and_changes_nothing(client
 
 async def test_search_by_family_birthdate_gender_and_postcode(client, auth):
     headers = auth()
-    await register(client, headers, family="Wainwright", birth_date="1950-01-01", gender="male",
-                   postcode="TS18 2BB")
-    await register(client, headers, family="Wainwright", birth_date="1990-06-01", gender="female",
-                   postcode="TS19 9ZZ")
+    await register(
+        client,
+        headers,
+        family="Wainwright",
+        birth_date="1950-01-01",
+        gender="male",
+        postcode="TS18 2BB",
+    )
+    await register(
+        client,
+        headers,
+        family="Wainwright",
+        birth_date="1990-06-01",
+        gender="female",
+        postcode="TS19 9ZZ",
+    )
     await register(client, headers, family="Other", birth_date="1990-06-01")
 
     async def total(**params: str) -> int:
@@ -138,15 +154,17 @@ async def test_search_pages_with_count_and_next_link(client, auth):
     headers = auth()
     for i in range(5):
         await register(client, headers, family="Pager", given=f"P{i}")
-    first = (await client.get("/Patient", params={"family": "Pager", "_count": "2"},
-                              headers=headers)).json()
+    first = (
+        await client.get("/Patient", params={"family": "Pager", "_count": "2"}, headers=headers)
+    ).json()
     assert first["total"] == 5 and len(first["entry"]) == 2
     next_link = next(link["url"] for link in first["link"] if link["relation"] == "next")
     query = next_link.split("?", 1)[1]
     second = (await client.get(f"/Patient?{query}", headers=headers)).json()
     assert len(second["entry"]) == 2
     assert {e["resource"]["id"] for e in first["entry"]}.isdisjoint(
-        {e["resource"]["id"] for e in second["entry"]})
+        {e["resource"]["id"] for e in second["entry"]}
+    )
 
 
 async def test_unknown_search_parameter_is_an_error_not_ignored(client, auth):
@@ -170,7 +188,9 @@ async def test_deregistration_is_an_update_with_its_own_event(client, auth, data
     response = await client.put(f"/Patient/{created['id']}", json=left, headers=auth())
     assert response.status_code == 200
     assert await outbox_types(database, created["id"]) == [
-        "patient.registered.v1", "patient.deregistered.v1"]
+        "patient.registered.v1",
+        "patient.deregistered.v1",
+    ]
 
 
 async def test_every_read_and_search_leaves_an_audit_event(client, auth, database):
@@ -179,18 +199,32 @@ async def test_every_read_and_search_leaves_an_audit_event(client, auth, databas
     await client.get("/Patient", params={"_id": created["id"]}, headers=auth())
     engine = create_async_engine(asyncpg_url(database.superuser_url))
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT payload->'data'->'subtype'->0->>'code' FROM outbox "
-            "WHERE topic = 'audit.events.v1' AND payload->'data'->'entity' @> "
-            "jsonb_build_array(jsonb_build_object('what', jsonb_build_object('reference', CAST(:ref AS text)))) "
-            "ORDER BY seq"), {"ref": f"Patient/{created['id']}"})).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT payload->'data'->'subtype'->0->>'code' FROM outbox "
+                        "WHERE topic = 'audit.events.v1' AND payload->'data'->'entity' @> "
+                        "jsonb_build_array(jsonb_build_object('what', jsonb_build_object('reference', CAST(:ref AS text)))) "
+                        "ORDER BY seq"
+                    ),
+                    {"ref": f"Patient/{created['id']}"},
+                )
+            )
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     assert rows == ["create", "read", "search"]
 
 
 async def test_receptionist_may_register_but_an_unknown_role_may_not_read(client, auth):
-    assert (await client.post("/Patient", json=patient(), headers=auth("receptionist"))).status_code == 201
-    response = await client.get("/Patient", params={"family": "x"}, headers=auth("gp", roles=["janitor"]))
+    assert (
+        await client.post("/Patient", json=patient(), headers=auth("receptionist"))
+    ).status_code == 201
+    response = await client.get(
+        "/Patient", params={"family": "x"}, headers=auth("gp", roles=["janitor"])
+    )
     assert response.status_code == 403
 
 
@@ -209,8 +243,18 @@ async def test_delete_is_refused_with_405(client, auth):
 async def outbox_types(database: Any, patient_id: str) -> list[str]:
     engine = create_async_engine(asyncpg_url(database.superuser_url))
     async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT payload->>'type' FROM outbox WHERE topic = 'patient.events.v1' "
-            "AND message_key = :id ORDER BY seq"), {"id": patient_id})).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT payload->>'type' FROM outbox WHERE topic = 'patient.events.v1' "
+                        "AND message_key = :id ORDER BY seq"
+                    ),
+                    {"id": patient_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
     await engine.dispose()
     return list(rows)

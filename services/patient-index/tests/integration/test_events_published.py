@@ -25,12 +25,16 @@ async def test_registration_update_death_and_audit_events_reach_kafka_and_match_
     pid = created["id"]
     moved = dict(created, address=[{"use": "home", "postalCode": "TS20 1AB"}])
     moved = (await client.put(f"/Patient/{pid}", json=moved, headers=headers)).json()
-    await client.put(f"/Patient/{pid}", json=dict(moved, deceasedDateTime="2026-11-20"),
-                     headers=headers)
+    await client.put(
+        f"/Patient/{pid}", json=dict(moved, deceasedDateTime="2026-11-20"), headers=headers
+    )
     await client.get(f"/Patient/{pid}", headers=headers)
 
-    relay = OutboxRelay(RelayConfig("patient-index", settings.database_url,
-                                    test_stack.kafka_bootstrap), app.state.engine, outbox)
+    relay = OutboxRelay(
+        RelayConfig("patient-index", settings.database_url, test_stack.kafka_bootstrap),
+        app.state.engine,
+        outbox,
+    )
     task = asyncio.create_task(relay.run())
     try:
         patient_messages = await _for_patient(test_stack, "patient.events.v1", pid, expect=3)
@@ -41,7 +45,10 @@ async def test_registration_update_death_and_audit_events_reach_kafka_and_match_
 
     envelopes = [json.loads(m.value) for m in patient_messages]
     assert [e["type"] for e in envelopes] == [
-        "patient.registered.v1", "patient.updated.v1", "patient.deceased.v1"]
+        "patient.registered.v1",
+        "patient.updated.v1",
+        "patient.deceased.v1",
+    ]
     assert all(m.key.decode() == pid for m in patient_messages)
     for envelope in envelopes + [json.loads(m.value) for m in audit_messages]:
         SCHEMAS.validate(envelope)
@@ -53,8 +60,12 @@ async def _for_patient(test_stack: Any, topic: str, pid: str, *, expect: int) ->
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while True:
-        messages = [m for m in await read_topic(test_stack.kafka_bootstrap, topic, expect=0,
-                                                timeout=3, settle=0.5)
-                    if m.key and m.key.decode() == pid]
+        messages = [
+            m
+            for m in await read_topic(
+                test_stack.kafka_bootstrap, topic, expect=0, timeout=3, settle=0.5
+            )
+            if m.key and m.key.decode() == pid
+        ]
         if len(messages) >= expect or loop.time() > deadline:
             return messages

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gpsoc_kit.testing.fhir_factories import patient
 from patient_index.domain.errors import InvalidResource, InvalidTransition
 from patient_index.domain.names import edit_distance, names_match, normalise, soundex
@@ -16,14 +15,17 @@ def test_valid_nhs_numbers(number):
     assert is_valid_nhs_number(number)
 
 
-@pytest.mark.parametrize("number", [
-    "9434765918",   # wrong check digit
-    "123456789",    # nine digits
-    "12345678901",  # eleven
-    "94347659l9",   # a letter
-    "",
-    "٩٤٣٤٧٦٥٩١٩",   # Arabic-Indic digits are digits to str.isdigit, not to us
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "9434765918",  # wrong check digit
+        "123456789",  # nine digits
+        "12345678901",  # eleven
+        "94347659l9",  # a letter
+        "",
+        "٩٤٣٤٧٦٥٩١٩",  # Arabic-Indic digits are digits to str.isdigit, not to us
+    ],
+)
 def test_invalid_nhs_numbers(number):
     assert not is_valid_nhs_number(number)
 
@@ -40,10 +42,17 @@ def test_nhs_number_accepts_the_spaced_display_form():
         NhsNumber("9434765918")
 
 
-@pytest.mark.parametrize(("typed", "stored"), [
-    ("Smiht", "Smith"), ("Smyth", "Smith"), ("Tompson", "Thompson"), ("Ashcroft", "Ashcraft"),
-    ("O'Brien", "OBrien"), ("Zoë", "Zoe"),
-])
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("Smiht", "Smith"),
+        ("Smyth", "Smith"),
+        ("Tompson", "Thompson"),
+        ("Ashcroft", "Ashcraft"),
+        ("O'Brien", "OBrien"),
+        ("Zoë", "Zoe"),
+    ],
+)
 def test_names_match_despite_a_typo(typed, stored):
     assert names_match(typed, stored)
 
@@ -66,13 +75,16 @@ def test_an_invalid_nhs_number_names_the_field():
     assert err.value.problems[0].expression == "Patient.identifier[0].value"
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"gender": "robot"}, "Patient.gender"),
-    ({"birthDate": "3000-01-01"}, "Patient.birthDate"),
-    ({"birthDate": "12/03/1980"}, "Patient.birthDate"),
-    ({"name": []}, "Patient.name"),
-    ({"deceasedDateTime": "1900-01-01"}, "Patient.deceasedDateTime"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"gender": "robot"}, "Patient.gender"),
+        ({"birthDate": "3000-01-01"}, "Patient.birthDate"),
+        ({"birthDate": "12/03/1980"}, "Patient.birthDate"),
+        ({"name": []}, "Patient.name"),
+        ({"deceasedDateTime": "1900-01-01"}, "Patient.deceasedDateTime"),
+    ],
+)
 def test_invalid_patients_are_refused_naming_the_field(change, field):
     with pytest.raises(InvalidResource) as err:
         read_details(patient(**change))
@@ -89,5 +101,6 @@ def test_an_update_that_records_a_death_is_a_death_event():
 
 def test_a_recorded_death_cannot_be_undone_by_an_update():
     with pytest.raises(InvalidTransition):
-        event_for_update(read_details(patient(deceasedDateTime="2026-01-01")),
-                         read_details(patient()))
+        event_for_update(
+            read_details(patient(deceasedDateTime="2026-01-01")), read_details(patient())
+        )

@@ -37,9 +37,16 @@ NHS_NUMBER_VERIFICATION_EXTENSION = {
     },
 }
 
-ROLES = ("gp", "nurse", "pharmacist", "receptionist", "practice-manager")
+ROLES = ("gp", "nurse", "pharmacist", "receptionist", "practice-manager", "privacy-officer")
 # How many demo users of each role every practice has (a second GP for cover / referral tests).
-STAFF_COUNT = {"gp": 2, "nurse": 1, "pharmacist": 1, "receptionist": 1, "practice-manager": 1}
+STAFF_COUNT = {
+    "gp": 2,
+    "nurse": 1,
+    "pharmacist": 1,
+    "receptionist": 1,
+    "practice-manager": 1,
+    "privacy-officer": 1,
+}
 # SNOMED CT job roles as used by UK Core PractitionerRole.code (descriptive only).
 ROLE_DISPLAY = {
     "gp": "General practitioner",
@@ -47,6 +54,7 @@ ROLE_DISPLAY = {
     "pharmacist": "Clinical pharmacist",
     "receptionist": "Receptionist",
     "practice-manager": "Practice manager",
+    "privacy-officer": "Privacy officer",
 }
 # Nurses and pharmacists are independent prescribers at A81001 but not at A81002, so
 # tests can cover the prescriber flag both ways for the same role.

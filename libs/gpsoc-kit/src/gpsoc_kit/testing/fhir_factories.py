@@ -25,26 +25,49 @@ def valid_nhs_number(seed: int | None = None) -> str:
             seed += 1
 
 
-def patient(*, nhs_number: str | None = None, family: str = "Smith", given: str = "Alice",
-            birth_date: str = "1980-04-12", gender: str = "female", postcode: str = "TS18 1AA",
-            **extra: Any) -> dict[str, Any]:
+def patient(
+    *,
+    nhs_number: str | None = None,
+    family: str = "Smith",
+    given: str = "Alice",
+    birth_date: str = "1980-04-12",
+    gender: str = "female",
+    postcode: str = "TS18 1AA",
+    **extra: Any,
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
-        "identifier": [{
-            "system": "https://fhir.nhs.uk/Id/nhs-number",
-            "value": nhs_number or valid_nhs_number(),
-            "extension": [{
-                "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
-                "valueCodeableConcept": {"coding": [{
-                    "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland",
-                    "code": "01", "display": "Number present and verified"}]},
-            }],
-        }],
+        "identifier": [
+            {
+                "system": "https://fhir.nhs.uk/Id/nhs-number",
+                "value": nhs_number or valid_nhs_number(),
+                "extension": [
+                    {
+                        "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus",
+                        "valueCodeableConcept": {
+                            "coding": [
+                                {
+                                    "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland",
+                                    "code": "01",
+                                    "display": "Number present and verified",
+                                }
+                            ]
+                        },
+                    }
+                ],
+            }
+        ],
         "name": [{"use": "official", "family": family, "given": [given]}],
         "gender": gender,
         "birthDate": birth_date,
-        "address": [{"use": "home", "line": ["1 High Street"], "city": "Stockton-on-Tees",
-                     "postalCode": postcode}],
+        "address": [
+            {
+                "use": "home",
+                "line": ["1 High Street"],
+                "city": "Stockton-on-Tees",
+                "postalCode": postcode,
+            }
+        ],
     }
     resource.update(extra)
     return resource

@@ -8,12 +8,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 
-async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0,
-                     settle: float = 1.5) -> list[Any]:
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0, settle: float = 1.5
+) -> list[Any]:
     """Every message on `topic`, waiting until at least `expect` arrived, then a little longer
     so that extra (duplicate) messages would be seen too."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     messages: list[Any] = []
     try:

@@ -10,7 +10,8 @@ metadata = new_metadata()
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 effects = Table(
-    "effects", metadata,
+    "effects",
+    metadata,
     Column("event_id", String(100), primary_key=True),
     Column("practice_code", String(10), nullable=False),
     Column("note", String(200), nullable=False),

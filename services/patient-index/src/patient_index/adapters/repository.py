@@ -53,14 +53,26 @@ class PatientRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, *, patient_id: str, practice: str, details: PatientDetails,
-                  resource: dict[str, Any], recorded_at: dt.datetime, recorded_by: str) -> None:
+    async def add(
+        self,
+        *,
+        patient_id: str,
+        practice: str,
+        details: PatientDetails,
+        resource: dict[str, Any],
+        recorded_at: dt.datetime,
+        recorded_by: str,
+    ) -> None:
         try:
             async with self._conn.begin_nested():
                 await self._conn.execute(
                     insert(patients).values(
-                        id=patient_id, practice_code=practice, version_id=1,
-                        last_updated=recorded_at, resource=resource, **_columns(details),
+                        id=patient_id,
+                        practice_code=practice,
+                        version_id=1,
+                        last_updated=recorded_at,
+                        resource=resource,
+                        **_columns(details),
                     )
                 )
         except IntegrityError as exc:
@@ -69,9 +81,17 @@ class PatientRepository:
             raise
         await self._add_version(patient_id, practice, 1, resource, recorded_at, recorded_by)
 
-    async def replace(self, *, patient_id: str, practice: str, expected_version: int,
-                      details: PatientDetails, resource: dict[str, Any],
-                      recorded_at: dt.datetime, recorded_by: str) -> bool:
+    async def replace(
+        self,
+        *,
+        patient_id: str,
+        practice: str,
+        expected_version: int,
+        details: PatientDetails,
+        resource: dict[str, Any],
+        recorded_at: dt.datetime,
+        recorded_by: str,
+    ) -> bool:
         """Write a new version if the current one is still `expected_version` (optimistic lock)."""
         new_version = expected_version + 1
         try:
@@ -79,8 +99,12 @@ class PatientRepository:
                 result = await self._conn.execute(
                     update(patients)
                     .where(patients.c.id == patient_id, patients.c.version_id == expected_version)
-                    .values(version_id=new_version, last_updated=recorded_at, resource=resource,
-                            **_columns(details))
+                    .values(
+                        version_id=new_version,
+                        last_updated=recorded_at,
+                        resource=resource,
+                        **_columns(details),
+                    )
                 )
         except IntegrityError as exc:
             if "uq_patients_nhs_number" in str(exc.orig):
@@ -88,22 +112,35 @@ class PatientRepository:
             raise
         if result.rowcount != 1:
             return False
-        await self._add_version(patient_id, practice, new_version, resource, recorded_at, recorded_by)
+        await self._add_version(
+            patient_id, practice, new_version, resource, recorded_at, recorded_by
+        )
         return True
 
-    async def _add_version(self, patient_id: str, practice: str, version_id: int,
-                           resource: dict[str, Any], recorded_at: dt.datetime,
-                           recorded_by: str) -> None:
+    async def _add_version(
+        self,
+        patient_id: str,
+        practice: str,
+        version_id: int,
+        resource: dict[str, Any],
+        recorded_at: dt.datetime,
+        recorded_by: str,
+    ) -> None:
         await self._conn.execute(
             insert(patient_versions).values(
-                patient_id=patient_id, version_id=version_id, practice_code=practice,
-                recorded_at=recorded_at, recorded_by=recorded_by, resource=resource,
+                patient_id=patient_id,
+                version_id=version_id,
+                practice_code=practice,
+                recorded_at=recorded_at,
+                recorded_by=recorded_by,
+                resource=resource,
             )
         )
 
     async def get(self, patient_id: str, *, for_update: bool = False) -> StoredPatient | None:
-        query = select(patients.c.id, patients.c.practice_code, patients.c.version_id,
-                       patients.c.resource).where(patients.c.id == patient_id)
+        query = select(
+            patients.c.id, patients.c.practice_code, patients.c.version_id, patients.c.resource
+        ).where(patients.c.id == patient_id)
         if for_update:
             query = query.with_for_update()
         row = (await self._conn.execute(query)).first()
@@ -127,15 +164,25 @@ class PatientRepository:
             )
         )
 
-    async def search(self, criteria: list[ColumnElement[bool]], *, count: int, offset: int,
-                     order_by: list[Any] | None = None) -> tuple[list[dict[str, Any]], int]:
+    async def search(
+        self,
+        criteria: list[ColumnElement[bool]],
+        *,
+        count: int,
+        offset: int,
+        order_by: list[Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
         """Matching resources (one page) and the total, in one round trip."""
         where = and_(*criteria) if criteria else literal_column("true")
         query = (
             select(patients.c.resource, func.count().over().label("total"))
             .where(where)
-            .order_by(*(order_by or [patients.c.family_normalised, patients.c.given_normalised,
-                                     patients.c.id]))
+            .order_by(
+                *(
+                    order_by
+                    or [patients.c.family_normalised, patients.c.given_normalised, patients.c.id]
+                )
+            )
             .limit(count)
             .offset(offset)
         )
@@ -149,7 +196,9 @@ class PatientRepository:
         return [], int(total or 0)
 
     async def ids_by_nhs_number(self, nhs_number: str) -> str | None:
-        return await self._conn.scalar(select(patients.c.id).where(patients.c.nhs_number == nhs_number))
+        return await self._conn.scalar(
+            select(patients.c.id).where(patients.c.nhs_number == nhs_number)
+        )
 
 
 # Search criteria builders: the API's search parameters turned into SQL.
@@ -167,8 +216,10 @@ def by_family(value: str) -> ColumnElement[bool]:
 
 def by_given(value: str) -> ColumnElement[bool]:
     given = normalise(value)
-    return or_(patients.c.given_normalised.startswith(given, autoescape=True),
-               patients.c.given_normalised.contains(" " + given, autoescape=True))
+    return or_(
+        patients.c.given_normalised.startswith(given, autoescape=True),
+        patients.c.given_normalised.contains(" " + given, autoescape=True),
+    )
 
 
 def by_name(value: str) -> ColumnElement[bool]:
@@ -209,32 +260,55 @@ class OrganizationRepository:
         self._conn = conn
 
     async def get(self, org_id: str) -> dict[str, Any] | None:
-        return await self._conn.scalar(select(organizations.c.resource)
-                                       .where(organizations.c.id == org_id))
+        return await self._conn.scalar(
+            select(organizations.c.resource).where(organizations.c.id == org_id)
+        )
 
-    async def search(self, *, ods_code: str | None, name: str | None, count: int,
-                     offset: int) -> tuple[list[dict[str, Any]], int]:
+    async def search(
+        self, *, ods_code: str | None, name: str | None, count: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
         criteria = []
         if ods_code:
             criteria.append(organizations.c.ods_code == ods_code.upper())
         if name:
-            criteria.append(func.lower(organizations.c.name).contains(name.lower(), autoescape=True))
-        query = (select(organizations.c.resource, func.count().over().label("total"))
-                 .where(and_(*criteria) if criteria else literal_column("true"))
-                 .order_by(organizations.c.ods_code).limit(count).offset(offset))
+            criteria.append(
+                func.lower(organizations.c.name).contains(name.lower(), autoescape=True)
+            )
+        query = (
+            select(organizations.c.resource, func.count().over().label("total"))
+            .where(and_(*criteria) if criteria else literal_column("true"))
+            .order_by(organizations.c.ods_code)
+            .limit(count)
+            .offset(offset)
+        )
         rows = (await self._conn.execute(query)).all()
         return [r.resource for r in rows], (rows[0].total if rows else 0)
 
-    async def upsert(self, *, org_id: str, practice: str, ods_code: str, name: str,
-                     resource: dict[str, Any], recorded_at: dt.datetime) -> bool:
+    async def upsert(
+        self,
+        *,
+        org_id: str,
+        practice: str,
+        ods_code: str,
+        name: str,
+        resource: dict[str, Any],
+        recorded_at: dt.datetime,
+    ) -> bool:
         """Insert if absent; returns whether it was inserted (seeding is idempotent)."""
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         result = await self._conn.execute(
-            pg_insert(organizations).values(
-                id=org_id, practice_code=practice, ods_code=ods_code, name=name, version_id=1,
-                last_updated=recorded_at, resource=resource,
-            ).on_conflict_do_nothing()
+            pg_insert(organizations)
+            .values(
+                id=org_id,
+                practice_code=practice,
+                ods_code=ods_code,
+                name=name,
+                version_id=1,
+                last_updated=recorded_at,
+                resource=resource,
+            )
+            .on_conflict_do_nothing()
         )
         return result.rowcount == 1
 
@@ -244,35 +318,64 @@ class PractitionerRepository:
         self._conn = conn
 
     async def get(self, practitioner_id: str) -> dict[str, Any] | None:
-        return await self._conn.scalar(select(practitioners.c.resource)
-                                       .where(practitioners.c.id == practitioner_id))
+        return await self._conn.scalar(
+            select(practitioners.c.resource).where(practitioners.c.id == practitioner_id)
+        )
 
     async def exists(self, practitioner_id: str) -> bool:
-        return await self._conn.scalar(
-            select(func.count()).select_from(practitioners).where(practitioners.c.id == practitioner_id)
-        ) == 1
+        return (
+            await self._conn.scalar(
+                select(func.count())
+                .select_from(practitioners)
+                .where(practitioners.c.id == practitioner_id)
+            )
+            == 1
+        )
 
-    async def search(self, criteria: list[ColumnElement[bool]], *, count: int,
-                     offset: int) -> tuple[list[dict[str, Any]], int]:
-        query = (select(practitioners.c.resource, func.count().over().label("total"))
-                 .where(and_(*criteria) if criteria else literal_column("true"))
-                 .order_by(practitioners.c.family_normalised, practitioners.c.id)
-                 .limit(count).offset(offset))
+    async def search(
+        self, criteria: list[ColumnElement[bool]], *, count: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = (
+            select(practitioners.c.resource, func.count().over().label("total"))
+            .where(and_(*criteria) if criteria else literal_column("true"))
+            .order_by(practitioners.c.family_normalised, practitioners.c.id)
+            .limit(count)
+            .offset(offset)
+        )
         rows = (await self._conn.execute(query)).all()
         return [r.resource for r in rows], (rows[0].total if rows else 0)
 
-    async def add(self, *, practitioner_id: str, practice: str, family: str, given: str,
-                  sds_user_id: str | None, roles: list[str], prescriber: bool,
-                  resource: dict[str, Any], recorded_at: dt.datetime) -> bool:
+    async def add(
+        self,
+        *,
+        practitioner_id: str,
+        practice: str,
+        family: str,
+        given: str,
+        sds_user_id: str | None,
+        roles: list[str],
+        prescriber: bool,
+        resource: dict[str, Any],
+        recorded_at: dt.datetime,
+    ) -> bool:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         result = await self._conn.execute(
-            pg_insert(practitioners).values(
-                id=practitioner_id, practice_code=practice, family_normalised=normalise(family),
-                given_normalised=normalise(given), sds_user_id=sds_user_id, roles=roles,
-                prescriber=prescriber, active=True, version_id=1, last_updated=recorded_at,
+            pg_insert(practitioners)
+            .values(
+                id=practitioner_id,
+                practice_code=practice,
+                family_normalised=normalise(family),
+                given_normalised=normalise(given),
+                sds_user_id=sds_user_id,
+                roles=roles,
+                prescriber=prescriber,
+                active=True,
+                version_id=1,
+                last_updated=recorded_at,
                 resource=resource,
-            ).on_conflict_do_nothing()
+            )
+            .on_conflict_do_nothing()
         )
         return result.rowcount == 1
 
@@ -283,8 +386,10 @@ def practitioner_by_family(value: str) -> ColumnElement[bool]:
 
 def practitioner_by_name(value: str) -> ColumnElement[bool]:
     term = normalise(value)
-    return or_(practitioners.c.family_normalised.startswith(term, autoescape=True),
-               practitioners.c.given_normalised.startswith(term, autoescape=True))
+    return or_(
+        practitioners.c.family_normalised.startswith(term, autoescape=True),
+        practitioners.c.given_normalised.startswith(term, autoescape=True),
+    )
 
 
 def practitioner_by_identifier(value: str) -> ColumnElement[bool]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gpsoc_kit.db import new_metadata
+from gpsoc_kit.messaging import inbox_table, outbox_table
 from sqlalchemy import (
     Boolean,
     Column,
@@ -15,9 +17,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-
-from gpsoc_kit.db import new_metadata
-from gpsoc_kit.messaging import inbox_table, outbox_table
 
 metadata = new_metadata()
 
@@ -44,15 +43,23 @@ patients = Table(
     Column("last_updated", DateTime(timezone=True), nullable=False),
     Column("resource", JSONB, nullable=False),
     # One registration per NHS number in the whole deployment, across practices.
-    Index("uq_patients_nhs_number", "nhs_number", unique=True,
-          postgresql_where=text("nhs_number IS NOT NULL")),
+    Index(
+        "uq_patients_nhs_number",
+        "nhs_number",
+        unique=True,
+        postgresql_where=text("nhs_number IS NOT NULL"),
+    ),
     Index("ix_patients_practice_family", "practice_code", "family_normalised"),
     Index("ix_patients_practice_birth_date", "practice_code", "birth_date"),
     Index("ix_patients_practice_postal_code", "practice_code", "postal_code"),
     Index("ix_patients_practice_soundex", "practice_code", "family_soundex"),
     Index("ix_patients_practice_gp", "practice_code", "gp_practitioner_id"),
-    Index("ix_patients_name_trgm", "name_text", postgresql_using="gin",
-          postgresql_ops={"name_text": "gin_trgm_ops"}),
+    Index(
+        "ix_patients_name_trgm",
+        "name_text",
+        postgresql_using="gin",
+        postgresql_ops={"name_text": "gin_trgm_ops"},
+    ),
 )
 
 patient_versions = Table(

@@ -81,26 +81,31 @@ def read_details(resource: dict[str, Any]) -> PatientDetails:
     if not isinstance(names, list) or not names:
         problems.append(Problem("A patient needs a name", "Patient.name"))
     else:
-        official = next((n for n in names if isinstance(n, dict) and n.get("use") == "official"),
-                        names[0])
+        official = next(
+            (n for n in names if isinstance(n, dict) and n.get("use") == "official"), names[0]
+        )
         if not isinstance(official, dict):
             problems.append(Problem("Patient.name must be a HumanName", "Patient.name"))
         else:
             family = official.get("family") or ""
             given_list = official.get("given") or []
             if not isinstance(family, str) or not family.strip():
-                problems.append(Problem("A patient's name needs a family name", "Patient.name.family"))
+                problems.append(
+                    Problem("A patient's name needs a family name", "Patient.name.family")
+                )
                 family = ""
             if not isinstance(given_list, list) or not all(isinstance(g, str) for g in given_list):
-                problems.append(Problem("Patient.name.given must be a list of strings",
-                                        "Patient.name.given"))
+                problems.append(
+                    Problem("Patient.name.given must be a list of strings", "Patient.name.given")
+                )
                 given_list = []
             given = " ".join(given_list)
 
     gender = resource.get("gender")
     if gender is not None and gender not in GENDERS:
-        problems.append(Problem(f"gender must be one of {', '.join(sorted(GENDERS))}",
-                                "Patient.gender"))
+        problems.append(
+            Problem(f"gender must be one of {', '.join(sorted(GENDERS))}", "Patient.gender")
+        )
 
     birth_date = _birth_date(resource.get("birthDate"), problems)
 
@@ -108,17 +113,20 @@ def read_details(resource: dict[str, Any]) -> PatientDetails:
     if "deceasedDateTime" in resource:
         value = resource["deceasedDateTime"]
         if not isinstance(value, str) or not _DATETIME.match(value):
-            problems.append(Problem("deceasedDateTime must be a FHIR dateTime",
-                                    "Patient.deceasedDateTime"))
+            problems.append(
+                Problem("deceasedDateTime must be a FHIR dateTime", "Patient.deceasedDateTime")
+            )
         else:
             deceased_at, deceased = value, True
             if birth_date and value[:10] < birth_date.isoformat():
-                problems.append(Problem("Date of death is before date of birth",
-                                        "Patient.deceasedDateTime"))
+                problems.append(
+                    Problem("Date of death is before date of birth", "Patient.deceasedDateTime")
+                )
     elif "deceasedBoolean" in resource:
         if not isinstance(resource["deceasedBoolean"], bool):
-            problems.append(Problem("deceasedBoolean must be true or false",
-                                    "Patient.deceasedBoolean"))
+            problems.append(
+                Problem("deceasedBoolean must be true or false", "Patient.deceasedBoolean")
+            )
         else:
             deceased = resource["deceasedBoolean"]
 
@@ -132,8 +140,10 @@ def read_details(resource: dict[str, Any]) -> PatientDetails:
     if not isinstance(addresses, list):
         problems.append(Problem("Patient.address must be a list", "Patient.address"))
     else:
-        home = next((a for a in addresses if isinstance(a, dict) and a.get("use") == "home"),
-                    addresses[0] if addresses else None)
+        home = next(
+            (a for a in addresses if isinstance(a, dict) and a.get("use") == "home"),
+            addresses[0] if addresses else None,
+        )
         if isinstance(home, dict) and isinstance(home.get("postalCode"), str):
             postal_code = normalise_postcode(home["postalCode"])
 
@@ -143,8 +153,12 @@ def read_details(resource: dict[str, Any]) -> PatientDetails:
         if reference.startswith("Practitioner/"):
             candidate = reference.split("/", 1)[1]
             if not _UUID.match(candidate):
-                problems.append(Problem("generalPractitioner must reference a known Practitioner",
-                                        "Patient.generalPractitioner"))
+                problems.append(
+                    Problem(
+                        "generalPractitioner must reference a known Practitioner",
+                        "Patient.generalPractitioner",
+                    )
+                )
             gp_practitioner_id = candidate
 
     if problems:
@@ -175,9 +189,12 @@ def _nhs_number(resource: dict[str, Any], problems: list[Problem]) -> str | None
         where = f"Patient.identifier[{index}].value"
         value = identifier.get("value")
         if not isinstance(value, str) or not is_valid_nhs_number(value):
-            problems.append(Problem(
-                "Invalid NHS number: it must be 10 digits with a valid Modulus 11 check digit",
-                where))
+            problems.append(
+                Problem(
+                    "Invalid NHS number: it must be 10 digits with a valid Modulus 11 check digit",
+                    where,
+                )
+            )
             continue
         if found is not None and found != value:
             problems.append(Problem("A patient has at most one NHS number", where))
@@ -185,10 +202,17 @@ def _nhs_number(resource: dict[str, Any], problems: list[Problem]) -> str | None
         for ext in identifier.get("extension") or []:
             if isinstance(ext, dict) and ext.get("url") == VERIFICATION_STATUS_URL:
                 codings = (ext.get("valueCodeableConcept") or {}).get("coding") or []
-                if not any(c.get("code") in VERIFICATION_STATUS_CODES for c in codings
-                           if isinstance(c, dict)):
-                    problems.append(Problem("Unknown NHS number verification status",
-                                            f"Patient.identifier[{index}].extension"))
+                if not any(
+                    c.get("code") in VERIFICATION_STATUS_CODES
+                    for c in codings
+                    if isinstance(c, dict)
+                ):
+                    problems.append(
+                        Problem(
+                            "Unknown NHS number verification status",
+                            f"Patient.identifier[{index}].extension",
+                        )
+                    )
     return found
 
 
@@ -215,8 +239,10 @@ def normalise_postcode(value: str) -> str:
 def event_for_update(before: PatientDetails, after: PatientDetails) -> str:
     """One event per write: a death or deregistration has its own, anything else is an update."""
     if before.deceased and not after.deceased:
-        raise InvalidTransition("A recorded death cannot be removed by an update; "
-                                "mark the record entered in error through data quality instead")
+        raise InvalidTransition(
+            "A recorded death cannot be removed by an update; "
+            "mark the record entered in error through data quality instead"
+        )
     if after.deceased and not before.deceased:
         return EventType.DECEASED
     if before.active and not after.active:
@@ -224,7 +250,9 @@ def event_for_update(before: PatientDetails, after: PatientDetails) -> str:
     return EventType.UPDATED
 
 
-def event_data(patient_id: str, practice: str, version_id: int, details: PatientDetails) -> dict[str, Any]:
+def event_data(
+    patient_id: str, practice: str, version_id: int, details: PatientDetails
+) -> dict[str, Any]:
     """What every patient event carries: enough for another service's projection."""
     return {
         "patient": {

@@ -25,8 +25,12 @@ DEATH_NOTIFICATION_STATUS_URL = (
 
 
 def system_principal(practice: str) -> Principal:
-    return Principal(user_id="system-pds-feed", practice=practice, roles=frozenset({"system"}),
-                     name="PDS death notification feed")
+    return Principal(
+        user_id="system-pds-feed",
+        practice=practice,
+        roles=frozenset({"system"}),
+        name="PDS death notification feed",
+    )
 
 
 async def on_death_notified(event: CloudEvent, uow: UnitOfWork) -> None:
@@ -44,16 +48,30 @@ async def on_death_notified(event: CloudEvent, uow: UnitOfWork) -> None:
         return
     updated = dict(current.resource)
     updated["deceasedDateTime"] = deceased_at
-    updated["extension"] = [e for e in updated.get("extension", [])
-                            if e.get("url") != DEATH_NOTIFICATION_STATUS_URL] + [{
-        "url": DEATH_NOTIFICATION_STATUS_URL,
-        "extension": [{"url": "deathNotificationStatus", "valueCodeableConcept": {"coding": [{
-            "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-DeathNotificationStatus",
-            "code": str(event.data.get("deathNotificationStatus", "2")),
-            "display": "Formal - death notice received from Registrar of Deaths"}]}}],
-    }]
-    await handlers.update_patient(uow, system_principal(uow.practice), patient_id, updated,
-                                  if_match=current.version_id)
+    updated["extension"] = [
+        e for e in updated.get("extension", []) if e.get("url") != DEATH_NOTIFICATION_STATUS_URL
+    ] + [
+        {
+            "url": DEATH_NOTIFICATION_STATUS_URL,
+            "extension": [
+                {
+                    "url": "deathNotificationStatus",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-DeathNotificationStatus",
+                                "code": str(event.data.get("deathNotificationStatus", "2")),
+                                "display": "Formal - death notice received from Registrar of Deaths",
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+    ]
+    await handlers.update_patient(
+        uow, system_principal(uow.practice), patient_id, updated, if_match=current.version_id
+    )
 
 
 HANDLERS = {DEATH_NOTIFIED: on_death_notified}

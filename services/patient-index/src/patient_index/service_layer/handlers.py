@@ -36,8 +36,16 @@ from ..events import PATIENT_TOPIC
 
 SOURCE = "urn:opengpsoc:patient-index"
 PATIENT_SEARCH_PARAMETERS = (
-    "_id", "identifier", "family", "given", "name", "birthdate", "gender",
-    "address-postalcode", "general-practitioner", "phonetic",
+    "_id",
+    "identifier",
+    "family",
+    "given",
+    "name",
+    "birthdate",
+    "gender",
+    "address-postalcode",
+    "general-practitioner",
+    "phonetic",
 )
 UK_CORE_PRACTITIONER_PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Practitioner"
 UK_CORE_ORGANIZATION_PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Organization"
@@ -47,8 +55,9 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _stamp(resource: dict[str, Any], *, resource_id: str, version_id: int, at: dt.datetime,
-           profile: str) -> dict[str, Any]:
+def _stamp(
+    resource: dict[str, Any], *, resource_id: str, version_id: int, at: dt.datetime, profile: str
+) -> dict[str, Any]:
     """The stored form: our id and version, and the UK Core profile declared in meta."""
     stamped = copy.deepcopy(resource)
     stamped["id"] = resource_id
@@ -56,51 +65,93 @@ def _stamp(resource: dict[str, Any], *, resource_id: str, version_id: int, at: d
     profiles = [p for p in meta.get("profile", []) if isinstance(p, str)]
     if profile not in profiles:
         profiles.insert(0, profile)
-    meta.update(versionId=str(version_id), lastUpdated=at.isoformat().replace("+00:00", "Z"),
-                profile=profiles)
+    meta.update(
+        versionId=str(version_id),
+        lastUpdated=at.isoformat().replace("+00:00", "Z"),
+        profile=profiles,
+    )
     meta.pop("source", None)
     stamped["meta"] = meta
     return stamped
 
 
-def _audit(uow: UnitOfWork, principal: Principal, interaction: str, resource_type: str,
-           *, patient_ids: list[str] = (), resource_ids: list[str] = (), query: str | None = None) -> None:
-    audit.record(uow, principal=principal, interaction=interaction, resource_type=resource_type,
-                 patient_ids=patient_ids, resource_ids=resource_ids, query=query, source=SOURCE)
+def _audit(
+    uow: UnitOfWork,
+    principal: Principal,
+    interaction: str,
+    resource_type: str,
+    *,
+    patient_ids: list[str] = (),
+    resource_ids: list[str] = (),
+    query: str | None = None,
+) -> None:
+    audit.record(
+        uow,
+        principal=principal,
+        interaction=interaction,
+        resource_type=resource_type,
+        patient_ids=patient_ids,
+        resource_ids=resource_ids,
+        query=query,
+        source=SOURCE,
+    )
 
 
-async def register_patient(uow: UnitOfWork, principal: Principal, resource: dict[str, Any],
-                           *, patient_id: str | None = None) -> dict[str, Any]:
+async def register_patient(
+    uow: UnitOfWork,
+    principal: Principal,
+    resource: dict[str, Any],
+    *,
+    patient_id: str | None = None,
+) -> dict[str, Any]:
     details = read_details(resource)
     if details.gp_practitioner_id and not await repo.PractitionerRepository(uow.conn).exists(
         details.gp_practitioner_id
     ):
-        raise InvalidResource([Problem("generalPractitioner is not a clinician of this practice",
-                                       "Patient.generalPractitioner")])
+        raise InvalidResource(
+            [
+                Problem(
+                    "generalPractitioner is not a clinician of this practice",
+                    "Patient.generalPractitioner",
+                )
+            ]
+        )
     patient_id = patient_id or str(uuid.uuid4())
     now = _now()
-    stored = _stamp(resource, resource_id=patient_id, version_id=1, at=now,
-                    profile=UK_CORE_PATIENT_PROFILE)
-    await repo.PatientRepository(uow.conn).add(
-        patient_id=patient_id, practice=uow.practice, details=details, resource=stored,
-        recorded_at=now, recorded_by=principal.user_id,
+    stored = _stamp(
+        resource, resource_id=patient_id, version_id=1, at=now, profile=UK_CORE_PATIENT_PROFILE
     )
-    uow.emit(PATIENT_TOPIC, EventType.REGISTERED, subject=patient_id,
-             data=event_data(patient_id, uow.practice, 1, details))
+    await repo.PatientRepository(uow.conn).add(
+        patient_id=patient_id,
+        practice=uow.practice,
+        details=details,
+        resource=stored,
+        recorded_at=now,
+        recorded_by=principal.user_id,
+    )
+    uow.emit(
+        PATIENT_TOPIC,
+        EventType.REGISTERED,
+        subject=patient_id,
+        data=event_data(patient_id, uow.practice, 1, details),
+    )
     _audit(uow, principal, "create", "Patient", patient_ids=[patient_id])
     return stored
 
 
 async def read_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> dict[str, Any]:
-    stored = await repo.PatientRepository(uow.conn).get(patient_id) if _is_uuid(patient_id) else None
+    stored = (
+        await repo.PatientRepository(uow.conn).get(patient_id) if _is_uuid(patient_id) else None
+    )
     if stored is None:
         raise NotFound(f"Patient/{patient_id}")
     _audit(uow, principal, "read", "Patient", patient_ids=[patient_id])
     return stored.resource
 
 
-async def read_patient_version(uow: UnitOfWork, principal: Principal, patient_id: str,
-                               version_id: str) -> dict[str, Any]:
+async def read_patient_version(
+    uow: UnitOfWork, principal: Principal, patient_id: str, version_id: str
+) -> dict[str, Any]:
     resource = None
     if _is_uuid(patient_id) and version_id.isdigit():
         resource = await repo.PatientRepository(uow.conn).version(patient_id, int(version_id))
@@ -110,56 +161,97 @@ async def read_patient_version(uow: UnitOfWork, principal: Principal, patient_id
     return resource
 
 
-async def patient_history(uow: UnitOfWork, principal: Principal, patient_id: str) -> list[dict[str, Any]]:
-    versions = await repo.PatientRepository(uow.conn).history(patient_id) if _is_uuid(patient_id) else []
+async def patient_history(
+    uow: UnitOfWork, principal: Principal, patient_id: str
+) -> list[dict[str, Any]]:
+    versions = (
+        await repo.PatientRepository(uow.conn).history(patient_id) if _is_uuid(patient_id) else []
+    )
     if not versions:
         raise NotFound(f"Patient/{patient_id}")
     _audit(uow, principal, "history", "Patient", patient_ids=[patient_id])
     return versions
 
 
-async def update_patient(uow: UnitOfWork, principal: Principal, patient_id: str,
-                         resource: dict[str, Any], *, if_match: int | None) -> dict[str, Any]:
+async def update_patient(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_id: str,
+    resource: dict[str, Any],
+    *,
+    if_match: int | None,
+) -> dict[str, Any]:
     if resource.get("id") != patient_id:
-        raise InvalidResource([Problem("The resource id must match the id in the URL", "Patient.id")])
+        raise InvalidResource(
+            [Problem("The resource id must match the id in the URL", "Patient.id")]
+        )
     patients = repo.PatientRepository(uow.conn)
     current = await patients.get(patient_id, for_update=True) if _is_uuid(patient_id) else None
     if current is None:
         # Update-as-create is not offered: registration goes through POST.
         raise NotFound(f"Patient/{patient_id}")
     if if_match is not None and if_match != current.version_id:
-        raise VersionConflict(f"Patient/{patient_id} is at version {current.version_id}, "
-                              f"not {if_match}")
+        raise VersionConflict(
+            f"Patient/{patient_id} is at version {current.version_id}, not {if_match}"
+        )
     before = read_details(current.resource)
     after = read_details(resource)
     event_type = event_for_update(before, after)
     if after.gp_practitioner_id and after.gp_practitioner_id != before.gp_practitioner_id:
         if not await repo.PractitionerRepository(uow.conn).exists(after.gp_practitioner_id):
-            raise InvalidResource([Problem("generalPractitioner is not a clinician of this practice",
-                                           "Patient.generalPractitioner")])
+            raise InvalidResource(
+                [
+                    Problem(
+                        "generalPractitioner is not a clinician of this practice",
+                        "Patient.generalPractitioner",
+                    )
+                ]
+            )
     new_version = current.version_id + 1
     now = _now()
-    stored = _stamp(resource, resource_id=patient_id, version_id=new_version, at=now,
-                    profile=UK_CORE_PATIENT_PROFILE)
+    stored = _stamp(
+        resource,
+        resource_id=patient_id,
+        version_id=new_version,
+        at=now,
+        profile=UK_CORE_PATIENT_PROFILE,
+    )
     replaced = await patients.replace(
-        patient_id=patient_id, practice=uow.practice, expected_version=current.version_id,
-        details=after, resource=stored, recorded_at=now, recorded_by=principal.user_id,
+        patient_id=patient_id,
+        practice=uow.practice,
+        expected_version=current.version_id,
+        details=after,
+        resource=stored,
+        recorded_at=now,
+        recorded_by=principal.user_id,
     )
     if not replaced:  # pragma: no cover - the row lock above makes this unreachable
         raise VersionConflict(f"Patient/{patient_id} changed while being updated")
-    uow.emit(PATIENT_TOPIC, event_type, subject=patient_id,
-             data=event_data(patient_id, uow.practice, new_version, after))
+    uow.emit(
+        PATIENT_TOPIC,
+        event_type,
+        subject=patient_id,
+        data=event_data(patient_id, uow.practice, new_version, after),
+    )
     _audit(uow, principal, "update", "Patient", patient_ids=[patient_id])
     return stored
 
 
-async def search_patients(uow: UnitOfWork, principal: Principal,
-                          search: SearchRequest) -> tuple[list[dict[str, Any]], int]:
+async def search_patients(
+    uow: UnitOfWork, principal: Principal, search: SearchRequest
+) -> tuple[list[dict[str, Any]], int]:
     criteria, order_by = patient_criteria(search)
     resources, total = await repo.PatientRepository(uow.conn).search(
-        criteria, count=search.count, offset=search.offset, order_by=order_by)
-    _audit(uow, principal, "search", "Patient", patient_ids=[r["id"] for r in resources],
-           query="&".join(f"{k}={v}" for k, v in search.filters))
+        criteria, count=search.count, offset=search.offset, order_by=order_by
+    )
+    _audit(
+        uow,
+        principal,
+        "search",
+        "Patient",
+        patient_ids=[r["id"] for r in resources],
+        query="&".join(f"{k}={v}" for k, v in search.filters),
+    )
     return resources, total
 
 
@@ -169,13 +261,23 @@ def patient_criteria(search: SearchRequest) -> tuple[list[Any], list[Any] | None
     order_by = None
     for name, value in search.filters:
         if name == "_id":
-            criteria.append(repo.by_id(value) if _is_uuid(value) else repo.by_id(
-                "00000000-0000-0000-0000-000000000000"))
+            criteria.append(
+                repo.by_id(value)
+                if _is_uuid(value)
+                else repo.by_id("00000000-0000-0000-0000-000000000000")
+            )
         elif name == "identifier":
             system, code = parse_token(value)
             if system not in (None, NHS_NUMBER_SYSTEM):
-                raise InvalidSearch([Problem(f"Searching by identifier system {system} is not "
-                                               "supported; use " + NHS_NUMBER_SYSTEM, "identifier")])
+                raise InvalidSearch(
+                    [
+                        Problem(
+                            f"Searching by identifier system {system} is not "
+                            "supported; use " + NHS_NUMBER_SYSTEM,
+                            "identifier",
+                        )
+                    ]
+                )
             if not is_valid_nhs_number(code):
                 raise InvalidSearch([Problem("identifier is not a valid NHS number", "identifier")])
             criteria.append(repo.by_nhs_number(code))
@@ -190,16 +292,23 @@ def patient_criteria(search: SearchRequest) -> tuple[list[Any], list[Any] | None
             criteria.append(repo.by_birth_date(bound.sql_operator(), bound.value))
         elif name == "gender":
             if value not in GENDERS:
-                raise InvalidSearch([Problem(f"gender must be one of {', '.join(sorted(GENDERS))}",
-                                               "gender")])
+                raise InvalidSearch(
+                    [Problem(f"gender must be one of {', '.join(sorted(GENDERS))}", "gender")]
+                )
             criteria.append(repo.by_gender(value))
         elif name == "address-postalcode":
             criteria.append(repo.by_postal_code(value))
         elif name == "general-practitioner":
             practitioner_id = parse_reference(value, "Practitioner")
             if not _is_uuid(practitioner_id):
-                raise InvalidSearch([Problem("general-practitioner must reference a Practitioner",
-                                               "general-practitioner")])
+                raise InvalidSearch(
+                    [
+                        Problem(
+                            "general-practitioner must reference a Practitioner",
+                            "general-practitioner",
+                        )
+                    ]
+                )
             criteria.append(repo.by_general_practitioner(practitioner_id))
         elif name == "phonetic":
             criteria.append(repo.by_phonetic(value))
@@ -215,30 +324,41 @@ async def read_organization(uow: UnitOfWork, principal: Principal, org_id: str) 
     return resource
 
 
-async def search_organizations(uow: UnitOfWork, principal: Principal,
-                               search: SearchRequest) -> tuple[list[dict[str, Any]], int]:
+async def search_organizations(
+    uow: UnitOfWork, principal: Principal, search: SearchRequest
+) -> tuple[list[dict[str, Any]], int]:
     ods_code = None
     if (identifier := search.first("identifier")) is not None:
         _, ods_code = parse_token(identifier)
     return await repo.OrganizationRepository(uow.conn).search(
-        ods_code=ods_code, name=search.first("name"), count=search.count, offset=search.offset)
+        ods_code=ods_code, name=search.first("name"), count=search.count, offset=search.offset
+    )
 
 
-async def read_practitioner(uow: UnitOfWork, principal: Principal, practitioner_id: str) -> dict[str, Any]:
-    resource = (await repo.PractitionerRepository(uow.conn).get(practitioner_id)
-                if _is_uuid(practitioner_id) else None)
+async def read_practitioner(
+    uow: UnitOfWork, principal: Principal, practitioner_id: str
+) -> dict[str, Any]:
+    resource = (
+        await repo.PractitionerRepository(uow.conn).get(practitioner_id)
+        if _is_uuid(practitioner_id)
+        else None
+    )
     if resource is None:
         raise NotFound(f"Practitioner/{practitioner_id}")
     return resource
 
 
-async def search_practitioners(uow: UnitOfWork, principal: Principal,
-                               search: SearchRequest) -> tuple[list[dict[str, Any]], int]:
+async def search_practitioners(
+    uow: UnitOfWork, principal: Principal, search: SearchRequest
+) -> tuple[list[dict[str, Any]], int]:
     criteria: list[Any] = []
     for name, value in search.filters:
         if name == "_id":
-            criteria.append(repo.practitioner_by_id(value if _is_uuid(value)
-                                                    else "00000000-0000-0000-0000-000000000000"))
+            criteria.append(
+                repo.practitioner_by_id(
+                    value if _is_uuid(value) else "00000000-0000-0000-0000-000000000000"
+                )
+            )
         elif name == "family":
             criteria.append(repo.practitioner_by_family(value))
         elif name == "name":
@@ -246,33 +366,67 @@ async def search_practitioners(uow: UnitOfWork, principal: Principal,
         elif name == "identifier":
             criteria.append(repo.practitioner_by_identifier(parse_token(value)[1]))
     return await repo.PractitionerRepository(uow.conn).search(
-        criteria, count=search.count, offset=search.offset)
+        criteria, count=search.count, offset=search.offset
+    )
 
 
-async def add_practitioner(uow: UnitOfWork, resource: dict[str, Any], *, practitioner_id: str,
-                           roles: list[str], prescriber: bool) -> bool:
+async def add_practitioner(
+    uow: UnitOfWork,
+    resource: dict[str, Any],
+    *,
+    practitioner_id: str,
+    roles: list[str],
+    prescriber: bool,
+) -> bool:
     """Add a member of staff (used by demo seeding and onboarding); idempotent by id."""
     name = (resource.get("name") or [{}])[0]
-    sds = next((i.get("value") for i in resource.get("identifier", [])
-                if i.get("system") == "https://fhir.nhs.uk/Id/sds-user-id"), None)
+    sds = next(
+        (
+            i.get("value")
+            for i in resource.get("identifier", [])
+            if i.get("system") == "https://fhir.nhs.uk/Id/sds-user-id"
+        ),
+        None,
+    )
     now = _now()
-    stored = _stamp(resource, resource_id=practitioner_id, version_id=1, at=now,
-                    profile=UK_CORE_PRACTITIONER_PROFILE)
+    stored = _stamp(
+        resource,
+        resource_id=practitioner_id,
+        version_id=1,
+        at=now,
+        profile=UK_CORE_PRACTITIONER_PROFILE,
+    )
     return await repo.PractitionerRepository(uow.conn).add(
-        practitioner_id=practitioner_id, practice=uow.practice, family=name.get("family", ""),
-        given=" ".join(name.get("given", [])), sds_user_id=sds, roles=roles, prescriber=prescriber,
-        resource=stored, recorded_at=now)
+        practitioner_id=practitioner_id,
+        practice=uow.practice,
+        family=name.get("family", ""),
+        given=" ".join(name.get("given", [])),
+        sds_user_id=sds,
+        roles=roles,
+        prescriber=prescriber,
+        resource=stored,
+        recorded_at=now,
+    )
 
 
 async def add_organization(uow: UnitOfWork, resource: dict[str, Any], *, org_id: str) -> bool:
-    ods_code = next(i["value"] for i in resource.get("identifier", [])
-                    if i.get("system") == "https://fhir.nhs.uk/Id/ods-organization-code")
+    ods_code = next(
+        i["value"]
+        for i in resource.get("identifier", [])
+        if i.get("system") == "https://fhir.nhs.uk/Id/ods-organization-code"
+    )
     now = _now()
-    stored = _stamp(resource, resource_id=org_id, version_id=1, at=now,
-                    profile=UK_CORE_ORGANIZATION_PROFILE)
+    stored = _stamp(
+        resource, resource_id=org_id, version_id=1, at=now, profile=UK_CORE_ORGANIZATION_PROFILE
+    )
     return await repo.OrganizationRepository(uow.conn).upsert(
-        org_id=org_id, practice=uow.practice, ods_code=ods_code, name=resource.get("name", ""),
-        resource=stored, recorded_at=now)
+        org_id=org_id,
+        practice=uow.practice,
+        ods_code=ods_code,
+        name=resource.get("name", ""),
+        resource=stored,
+        recorded_at=now,
+    )
 
 
 def _is_uuid(value: str) -> bool:

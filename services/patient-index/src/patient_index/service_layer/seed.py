@@ -10,16 +10,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from gpsoc_kit.auth import Principal
 from gpsoc_kit.uow import UnitOfWork
+from sqlalchemy import select
 
 from ..adapters.tables import patients
 from . import handlers
 
 
-async def seed_demo(dataset: dict[str, Any], uow_factory: Callable[[str], UnitOfWork]) -> dict[str, int]:
+async def seed_demo(
+    dataset: dict[str, Any], uow_factory: Callable[[str], UnitOfWork]
+) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for org in dataset["organizations"]:
         ods = _ods(org)
@@ -33,15 +34,23 @@ async def seed_demo(dataset: dict[str, Any], uow_factory: Callable[[str], UnitOf
         async with uow_factory(practice) as uow:
             for staff in staff_list:
                 counts["practitioners"] += await handlers.add_practitioner(
-                    uow, staff["resource"], practitioner_id=staff["resource"]["id"],
-                    roles=[staff["role"]], prescriber=bool(staff.get("prescriber")))
+                    uow,
+                    staff["resource"],
+                    practitioner_id=staff["resource"]["id"],
+                    roles=[staff["role"]],
+                    prescriber=bool(staff.get("prescriber")),
+                )
             await uow.commit()
     patients_by_practice: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in dataset["patients"]:
         patients_by_practice[entry["practice"]].append(entry["resource"])
     for practice, resources in patients_by_practice.items():
-        seeder = Principal(user_id="system-demo-seed", practice=practice,
-                           roles=frozenset({"system"}), name="Demo data loader")
+        seeder = Principal(
+            user_id="system-demo-seed",
+            practice=practice,
+            roles=frozenset({"system"}),
+            name="Demo data loader",
+        )
         async with uow_factory(practice) as uow:
             existing = set((await uow.conn.execute(select(patients.c.id))).scalars())
             for resource in resources:
@@ -54,5 +63,8 @@ async def seed_demo(dataset: dict[str, Any], uow_factory: Callable[[str], UnitOf
 
 
 def _ods(org: dict[str, Any]) -> str:
-    return next(i["value"] for i in org["identifier"]
-                if i["system"] == "https://fhir.nhs.uk/Id/ods-organization-code")
+    return next(
+        i["value"]
+        for i in org["identifier"]
+        if i["system"] == "https://fhir.nhs.uk/Id/ods-organization-code"
+    )

@@ -12,7 +12,9 @@ RESOURCES = [
         interactions=("read", "vread", "update", "history-instance", "create", "search-type"),
         search_params=(
             SearchParam("_id", "token"),
-            SearchParam("identifier", "token", "NHS number: https://fhir.nhs.uk/Id/nhs-number|<10 digits>"),
+            SearchParam(
+                "identifier", "token", "NHS number: https://fhir.nhs.uk/Id/nhs-number|<10 digits>"
+            ),
             SearchParam("family", "string"),
             SearchParam("given", "string"),
             SearchParam("name", "string"),
@@ -20,22 +22,33 @@ RESOURCES = [
             SearchParam("gender", "token"),
             SearchParam("address-postalcode", "string"),
             SearchParam("general-practitioner", "reference"),
-            SearchParam("phonetic", "string", "Tolerates a typo: Soundex of the family name or trigram similarity of the whole name"),
+            SearchParam(
+                "phonetic",
+                "string",
+                "Tolerates a typo: Soundex of the family name or trigram similarity of the whole name",
+            ),
         ),
     ),
     ResourceCapability(
         type="Organization",
         profile=UK_CORE_ORGANIZATION_PROFILE,
         interactions=("read", "search-type"),
-        search_params=(SearchParam("identifier", "token", "ODS code"), SearchParam("name", "string")),
+        search_params=(
+            SearchParam("identifier", "token", "ODS code"),
+            SearchParam("name", "string"),
+        ),
         versioning="versioned",
     ),
     ResourceCapability(
         type="Practitioner",
         profile=UK_CORE_PRACTITIONER_PROFILE,
         interactions=("read", "search-type"),
-        search_params=(SearchParam("_id", "token"), SearchParam("family", "string"),
-                       SearchParam("name", "string"), SearchParam("identifier", "token")),
+        search_params=(
+            SearchParam("_id", "token"),
+            SearchParam("family", "string"),
+            SearchParam("name", "string"),
+            SearchParam("identifier", "token"),
+        ),
         versioning="versioned",
     ),
 ]

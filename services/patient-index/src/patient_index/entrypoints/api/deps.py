@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-
 from gpsoc_kit.http import CurrentPrincipal
 from gpsoc_kit.uow import UnitOfWork
 

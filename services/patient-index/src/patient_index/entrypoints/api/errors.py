@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from starlette.responses import Response
-
 from gpsoc_kit.fhir import FhirError, Issue, not_found
+from starlette.responses import Response
 
 from ...domain import errors
 
@@ -18,20 +17,33 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.InvalidSearch)
     async def _invalid_search(_: Request, exc: errors.InvalidSearch) -> Response:
-        issues = [Issue(p.message, code="invalid", expression=p.expression,
-                        details_code="INVALID_PARAMETER") for p in exc.problems]
+        issues = [
+            Issue(
+                p.message, code="invalid", expression=p.expression, details_code="INVALID_PARAMETER"
+            )
+            for p in exc.problems
+        ]
         return FhirError(400, str(exc), issues=issues).response()
 
     @app.exception_handler(errors.DuplicateNhsNumber)
     async def _duplicate(_: Request, exc: errors.DuplicateNhsNumber) -> Response:
-        return FhirError(409, "A patient with this NHS number is already registered",
-                         code="duplicate", details_code="DUPLICATE_REJECTED",
-                         expression="Patient.identifier").response()
+        return FhirError(
+            409,
+            "A patient with this NHS number is already registered",
+            code="duplicate",
+            details_code="DUPLICATE_REJECTED",
+            expression="Patient.identifier",
+        ).response()
 
     @app.exception_handler(errors.VersionConflict)
     async def _conflict(_: Request, exc: errors.VersionConflict) -> Response:
-        return FhirError(412, str(exc), code="conflict", details_code="PRECONDITION_FAILED",
-                         expression="If-Match").response()
+        return FhirError(
+            412,
+            str(exc),
+            code="conflict",
+            details_code="PRECONDITION_FAILED",
+            expression="If-Match",
+        ).response()
 
     @app.exception_handler(errors.InvalidTransition)
     async def _transition(_: Request, exc: errors.InvalidTransition) -> Response:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Header, Request
-from starlette.responses import Response
-
 from gpsoc_kit.auth import Permission
 from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match, searchset
 from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
 from gpsoc_kit.search import parse_search
+from starlette.responses import Response
 
 from ...service_layer import handlers
 from .deps import UowDep
@@ -25,8 +24,12 @@ def _base(request: Request) -> str:
 
 def _search(request: Request, allowed: tuple[str, ...]):
     settings = request.app.state.settings
-    return parse_search(request.query_params.multi_items(), allowed=allowed,
-                        default_count=settings.default_page_size, max_count=settings.max_page_size)
+    return parse_search(
+        request.query_params.multi_items(),
+        allowed=allowed,
+        default_count=settings.default_page_size,
+        max_count=settings.max_page_size,
+    )
 
 
 @router.post("/Patient", dependencies=[WRITE])
@@ -34,8 +37,9 @@ async def register_patient(request: Request, uow: UowDep, principal: CurrentPrin
     resource = await read_resource(request, "Patient")
     stored = await handlers.register_patient(uow, principal, resource)
     await uow.commit()
-    return fhir_response(stored, status=201,
-                         location=f"{_base(request)}/Patient/{stored['id']}/_history/1")
+    return fhir_response(
+        stored, status=201, location=f"{_base(request)}/Patient/{stored['id']}/_history/1"
+    )
 
 
 @router.get("/Patient", dependencies=[READ])
@@ -43,39 +47,56 @@ async def search_patients(request: Request, uow: UowDep, principal: CurrentPrinc
     search = _search(request, handlers.PATIENT_SEARCH_PARAMETERS)
     resources, total = await handlers.search_patients(uow, principal, search)
     await uow.commit()
-    return FhirResponse(searchset(resources, total=total, base_url=_base(request),
-                                  resource_type="Patient", params=list(search.raw),
-                                  offset=search.offset, count=search.count))
+    return FhirResponse(
+        searchset(
+            resources,
+            total=total,
+            base_url=_base(request),
+            resource_type="Patient",
+            params=list(search.raw),
+            offset=search.offset,
+            count=search.count,
+        )
+    )
 
 
 @router.get("/Patient/{patient_id}", dependencies=[READ])
-async def read_patient(request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def read_patient(
+    request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     resource = await handlers.read_patient(uow, principal, patient_id)
     await uow.commit()
     return fhir_response(resource)
 
 
 @router.put("/Patient/{patient_id}", dependencies=[WRITE])
-async def update_patient(request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal,
-                         if_match: str | None = Header(default=None)) -> Response:
+async def update_patient(
+    request: Request,
+    patient_id: str,
+    uow: UowDep,
+    principal: CurrentPrincipal,
+    if_match: str | None = Header(default=None),
+) -> Response:
     expected = parse_if_match(if_match)
     resource = await read_resource(request, "Patient")
-    stored = await handlers.update_patient(uow, principal, patient_id, resource,
-                                           if_match=expected)
+    stored = await handlers.update_patient(uow, principal, patient_id, resource, if_match=expected)
     await uow.commit()
     return fhir_response(stored)
 
 
 @router.get("/Patient/{patient_id}/_history", dependencies=[READ])
-async def patient_history(request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def patient_history(
+    request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     versions = await handlers.patient_history(uow, principal, patient_id)
     await uow.commit()
     return FhirResponse(history_bundle(versions, base_url=_base(request)))
 
 
 @router.get("/Patient/{patient_id}/_history/{version_id}", dependencies=[READ])
-async def read_patient_version(request: Request, patient_id: str, version_id: str,
-                               uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def read_patient_version(
+    request: Request, patient_id: str, version_id: str, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     resource = await handlers.read_patient_version(uow, principal, patient_id, version_id)
     await uow.commit()
     return fhir_response(resource)
@@ -84,39 +105,66 @@ async def read_patient_version(request: Request, patient_id: str, version_id: st
 @router.delete("/Patient/{patient_id}")
 async def delete_patient(patient_id: str) -> Response:
     # A registration is never deleted: deregister (active=false) or record a death instead.
-    raise FhirError(405, "Patients are never deleted; record a death or a deregistration instead",
-                    code="not-supported")
+    raise FhirError(
+        405,
+        "Patients are never deleted; record a death or a deregistration instead",
+        code="not-supported",
+    )
 
 
 @router.get("/Organization", dependencies=[READ])
-async def search_organizations(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def search_organizations(
+    request: Request, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     search = _search(request, ("identifier", "name"))
     resources, total = await handlers.search_organizations(uow, principal, search)
     await uow.commit()
-    return FhirResponse(searchset(resources, total=total, base_url=_base(request),
-                                  resource_type="Organization", params=list(search.raw),
-                                  offset=search.offset, count=search.count))
+    return FhirResponse(
+        searchset(
+            resources,
+            total=total,
+            base_url=_base(request),
+            resource_type="Organization",
+            params=list(search.raw),
+            offset=search.offset,
+            count=search.count,
+        )
+    )
 
 
 @router.get("/Organization/{org_id}", dependencies=[READ])
-async def read_organization(request: Request, org_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def read_organization(
+    request: Request, org_id: str, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     resource = await handlers.read_organization(uow, principal, org_id)
     await uow.commit()
     return fhir_response(resource)
 
 
 @router.get("/Practitioner", dependencies=[READ])
-async def search_practitioners(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def search_practitioners(
+    request: Request, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     search = _search(request, ("_id", "family", "name", "identifier"))
     resources, total = await handlers.search_practitioners(uow, principal, search)
     await uow.commit()
-    return FhirResponse(searchset(resources, total=total, base_url=_base(request),
-                                  resource_type="Practitioner", params=list(search.raw),
-                                  offset=search.offset, count=search.count))
+    return FhirResponse(
+        searchset(
+            resources,
+            total=total,
+            base_url=_base(request),
+            resource_type="Practitioner",
+            params=list(search.raw),
+            offset=search.offset,
+            count=search.count,
+        )
+    )
 
 
 @router.get("/Practitioner/{practitioner_id}", dependencies=[READ])
-async def read_practitioner(request: Request, practitioner_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def read_practitioner(
+    request: Request, practitioner_id: str, uow: UowDep, principal: CurrentPrincipal
+) -> Response:
     resource = await handlers.read_practitioner(uow, principal, practitioner_id)
     await uow.commit()
     return fhir_response(resource)
