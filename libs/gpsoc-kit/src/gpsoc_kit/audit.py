@@ -145,6 +145,7 @@ def record(
     resource_ids: Iterable[str] = (),
     patient_ids: Iterable[str] = (),
     outcome: str = "0",
+    outcome_desc: str | None = None,
     query: str | None = None,
     source: str,
 ) -> None:
@@ -156,6 +157,7 @@ def record(
         resource_ids=resource_ids,
         patient_ids=patient_ids,
         outcome=outcome,
+        outcome_desc=outcome_desc,
         query=query,
         source=source,
     )

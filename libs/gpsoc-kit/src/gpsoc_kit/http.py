@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -18,10 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import metrics
+from . import audit, metrics
 from .auth import Permission, Principal, TokenVerifier, bearer_token
 from .fhir import FhirError, FhirResponse, Issue
 from .telemetry import extract_context, practice_var, request_id_var, tracer, tracing_enabled
+from .uow import UnitOfWork
 
 log = logging.getLogger("gpsoc.http")
 
@@ -152,13 +153,89 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require(permission: Permission) -> Any:
-    """A dependency that answers 403 unless the caller's roles grant `permission`."""
+    """A dependency that answers 403 unless the caller's roles grant `permission`.
 
-    async def _dependency(principal: CurrentPrincipal) -> Principal:
-        principal.require(permission)
+    A denial is audited too: who tried what on which patient is exactly what a
+    privacy officer asks about.
+    """
+
+    async def _dependency(request: Request, principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            await _audit_failure(request, principal, f"denied: needs {permission.value}")
+            principal.require(permission)
         return principal
 
     return Depends(_dependency)
+
+
+_INTERACTIONS = {
+    "GET": "read",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+
+
+async def _audit_failure(
+    request: Request, principal: Principal, description: str, outcome: str = "4"
+) -> None:
+    """Record a refused or failed access in a transaction of its own."""
+    factory = getattr(request.app.state, "uow_factory", None)
+    if factory is None:
+        return
+    path = request.url.path.strip("/").split("/")
+    resource_type = path[0] if path and path[0] else "unknown"
+    patient_id = request.path_params.get("patient_id") or request.query_params.get("patient")
+    interaction = _INTERACTIONS.get(request.method, "operation")
+    if request.method == "GET" and len(path) == 1:
+        interaction = "search"
+    async with factory(principal.practice) as uow:
+        audit.record(
+            uow,
+            principal=principal,
+            interaction=interaction,
+            resource_type=resource_type,
+            patient_ids=[patient_id.removeprefix("Patient/")] if patient_id else [],
+            outcome=outcome,
+            outcome_desc=description,
+            source=f"urn:opengpsoc:{request.app.state.settings.service_name}",
+        )
+        await uow.commit()
+
+
+async def unit_of_work(request: Request, principal: CurrentPrincipal) -> AsyncIterator[UnitOfWork]:
+    """The request's unit of work, in the caller's practice.
+
+    If the use case fails (not found, invalid, conflict...), its transaction rolls
+    back and the failed access is audited on its own, so failures leave a trace too.
+    """
+    async with request.app.state.uow_factory(principal.practice) as uow:
+        try:
+            yield uow
+        except Exception as exc:
+            await uow.rollback()
+            failure = exc
+        else:
+            return
+    await _audit_failure(
+        request, principal, f"failed: {type(failure).__name__}", _outcome_of(request, failure)
+    )
+    raise failure
+
+
+def _outcome_of(request: Request, failure: Exception) -> str:
+    """AuditEvent outcome: 4 (minor) for a refusal the API answers 4xx, 8 (serious) otherwise."""
+    if isinstance(failure, FhirError):
+        return "4" if failure.status < 500 else "8"
+    # Domain errors the service maps to an OperationOutcome are the caller's to fix.
+    handled = request.app.exception_handlers
+    if any(cls in handled for cls in type(failure).__mro__ if cls is not Exception):
+        return "4"
+    return "8"
+
+
+UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 def fhir_response(

@@ -258,3 +258,32 @@ async def outbox_types(database: Any, patient_id: str) -> list[str]:
         )
     await engine.dispose()
     return list(rows)
+
+
+async def test_denied_and_failed_accesses_are_audited_too(client, auth, database):
+    created = await register(client, auth())
+    pid = created["id"]
+    assert (
+        await client.get(f"/Patient/{pid}", headers=auth(practice_code="TPROBE"))
+    ).status_code == 404
+    denied = await client.get(f"/Patient/{pid}", headers=auth("gp", roles=["janitor"]))
+    assert denied.status_code == 403
+    engine = create_async_engine(asyncpg_url(database.superuser_url))
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT payload->'data'->>'outcome', payload->'data'->>'outcomeDesc', "
+                    "payload->>'practice' FROM outbox WHERE topic = 'audit.events.v1' "
+                    "AND message_key = :pid ORDER BY seq"
+                ),
+                {"pid": pid},
+            )
+        ).all()
+    await engine.dispose()
+    outcomes = [
+        (outcome, desc.split(":")[0] if desc else None, practice)
+        for outcome, desc, practice in rows
+    ]
+    assert ("4", "failed", "TPROBE") in outcomes
+    assert any(o[0] == "4" and o[1] == "denied" for o in outcomes)
