@@ -5,11 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from gpsoc_kit import telemetry
 from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner
 from gpsoc_kit.events import CloudEvent
@@ -17,6 +12,10 @@ from gpsoc_kit.relay import OutboxRelay, RelayConfig
 from gpsoc_kit.testing.kafka import read_topic
 from gpsoc_kit.testing.scratch import SERVICE, inbox, outbox
 from gpsoc_kit.uow import UnitOfWork
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 @pytest.fixture(scope="module")
