@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import audit, metrics
 from .auth import Permission, Principal, TokenVerifier, bearer_token
-from .fhir import FhirError, FhirResponse, Issue
+from .fhir import FhirError, FhirResponse, Issue, searchset
+from .search import SearchRequest
 from .telemetry import extract_context, practice_var, request_id_var, tracer, tracing_enabled
 from .uow import UnitOfWork
 
@@ -277,3 +278,26 @@ async def read_resource(
             expression=f"{resource_type}.resourceType",
         )
     return resource
+
+
+def searchset_response(
+    request: Request,
+    search: SearchRequest,
+    resource_type: str,
+    resources: list[dict[str, Any]],
+    total: int,
+    included: list[dict[str, Any]] | None = None,
+) -> FhirResponse:
+    """A search's answer: a searchset Bundle with paging links on the public base URL."""
+    return FhirResponse(
+        searchset(
+            resources,
+            total=total,
+            base_url=request.app.state.settings.public_base_url,
+            resource_type=resource_type,
+            params=list(search.raw),
+            offset=search.offset,
+            count=search.count,
+            included=included or (),
+        )
+    )

@@ -90,7 +90,8 @@ class DateBound:
         return {"eq": "=", "ge": ">=", "le": "<=", "gt": ">", "lt": "<"}[self.prefix]
 
 
-def parse_date_param(name: str, value: str) -> DateBound:
+def _split_prefix(name: str, value: str) -> tuple[str, str]:
+    """`ge1970-01-01` -> ("ge", "1970-01-01"); a bare value means eq."""
     prefix = "eq"
     if value[:2] in DATE_PREFIXES:
         prefix, value = value[:2], value[2:]
@@ -101,6 +102,11 @@ def parse_date_param(name: str, value: str) -> DateBound:
             code="not-supported",
             expression=name,
         )
+    return prefix, value
+
+
+def parse_date_param(name: str, value: str) -> DateBound:
+    prefix, value = _split_prefix(name, value)
     try:
         return DateBound(prefix, dt.date.fromisoformat(value[:10]))
     except ValueError:
@@ -121,16 +127,7 @@ class DateTimeBound:
 
 
 def parse_datetime_param(name: str, value: str) -> DateTimeBound:
-    prefix = "eq"
-    if value[:2] in DATE_PREFIXES:
-        prefix, value = value[:2], value[2:]
-    if prefix not in SUPPORTED_DATE_PREFIXES:
-        raise FhirError(
-            400,
-            f"Date prefix '{prefix}' is not supported for {name}",
-            code="not-supported",
-            expression=name,
-        )
+    prefix, value = _split_prefix(name, value)
     try:
         if len(value) == 10:
             moment = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)

@@ -67,6 +67,14 @@ SERVICES: tuple[Service, ...] = (
         seeds_demo=True,
         topics=(("pds.notifications.v1", EVENT_PARTITIONS),),  # PDS change notifications in
     ),
+    # Its seed loads rotas; its patient projection fills from patient.events.v1.
+    Service(
+        name="appointments",
+        module="appointments",
+        database="appointments",
+        port_env="APPOINTMENTS",
+        seeds_demo=True,
+    ),
 )
 GATEWAY = Gateway()
 

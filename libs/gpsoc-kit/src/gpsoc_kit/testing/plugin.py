@@ -59,8 +59,11 @@ def service_database(test_stack: Any) -> Callable[[str, Path], Any]:
 
 @pytest.fixture(scope="session")
 def platform(test_stack: Any) -> Iterator[Any]:
-    """The real platform (services and gateway as processes) on the test ports."""
-    handle = test_stack.start_platform(("patient-index",))
+    """The whole platform (every service and the gateway as processes) on the test ports,
+    with the demo data loaded, as `make run` has it."""
+    from devstack.platform import SERVICES
+
+    handle = test_stack.start_platform(tuple(s.name for s in SERVICES), seed_demo=True)
     try:
         yield handle
     finally:

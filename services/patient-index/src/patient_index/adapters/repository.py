@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal_column, or_, select, update
+from sqlalchemy import Table, and_, func, insert, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -172,33 +172,44 @@ class PatientRepository:
         offset: int,
         order_by: list[Any] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Matching resources (one page) and the total, in one round trip."""
-        where = and_(*criteria) if criteria else literal_column("true")
-        query = (
-            select(patients.c.resource, func.count().over().label("total"))
-            .where(where)
-            .order_by(
-                *(
-                    order_by
-                    or [patients.c.family_normalised, patients.c.given_normalised, patients.c.id]
-                )
-            )
-            .limit(count)
-            .offset(offset)
-        )
-        rows = (await self._conn.execute(query)).all()
-        if rows:
-            return [r.resource for r in rows], rows[0].total
-        if offset == 0 or count == 0:
-            total = await self._conn.scalar(select(func.count()).select_from(patients).where(where))
-            return [], int(total or 0)
-        total = await self._conn.scalar(select(func.count()).select_from(patients).where(where))
-        return [], int(total or 0)
+        """Matching resources (one page) and the total."""
+        default_order = [patients.c.family_normalised, patients.c.given_normalised, patients.c.id]
+        return await _page(self._conn, patients, criteria, order_by or default_order,
+                           count=count, offset=offset)
 
     async def ids_by_nhs_number(self, nhs_number: str) -> str | None:
         return await self._conn.scalar(
             select(patients.c.id).where(patients.c.nhs_number == nhs_number)
         )
+
+
+async def _page(
+    conn: AsyncConnection,
+    table: Table,
+    criteria: list[ColumnElement[bool]],
+    order_by: list[Any],
+    *,
+    count: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a table's `resource` column and the total, in one round trip.
+
+    The total rides along as a window count; only a page past the end (no rows to
+    carry it) costs a second query.
+    """
+    where = and_(*criteria) if criteria else literal_column("true")
+    query = (
+        select(table.c.resource, func.count().over().label("total"))
+        .where(where)
+        .order_by(*order_by)
+        .limit(count)
+        .offset(offset)
+    )
+    rows = (await conn.execute(query)).all()
+    if rows:
+        return [r.resource for r in rows], rows[0].total
+    total = await conn.scalar(select(func.count()).select_from(table).where(where))
+    return [], int(total or 0)
 
 
 # Search criteria builders: the API's search parameters turned into SQL.
@@ -274,15 +285,8 @@ class OrganizationRepository:
             criteria.append(
                 func.lower(organizations.c.name).contains(name.lower(), autoescape=True)
             )
-        query = (
-            select(organizations.c.resource, func.count().over().label("total"))
-            .where(and_(*criteria) if criteria else literal_column("true"))
-            .order_by(organizations.c.ods_code)
-            .limit(count)
-            .offset(offset)
-        )
-        rows = (await self._conn.execute(query)).all()
-        return [r.resource for r in rows], (rows[0].total if rows else 0)
+        return await _page(self._conn, organizations, criteria, [organizations.c.ods_code],
+                           count=count, offset=offset)
 
     async def upsert(
         self,
@@ -335,15 +339,8 @@ class PractitionerRepository:
     async def search(
         self, criteria: list[ColumnElement[bool]], *, count: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        query = (
-            select(practitioners.c.resource, func.count().over().label("total"))
-            .where(and_(*criteria) if criteria else literal_column("true"))
-            .order_by(practitioners.c.family_normalised, practitioners.c.id)
-            .limit(count)
-            .offset(offset)
-        )
-        rows = (await self._conn.execute(query)).all()
-        return [r.resource for r in rows], (rows[0].total if rows else 0)
+        order = [practitioners.c.family_normalised, practitioners.c.id]
+        return await _page(self._conn, practitioners, criteria, order, count=count, offset=offset)
 
     async def add(
         self,

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Request
 from gpsoc_kit.auth import Permission
-from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match, searchset
-from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
+from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match
+from gpsoc_kit.http import (
+    CurrentPrincipal,
+    fhir_response,
+    read_resource,
+    require,
+    searchset_response,
+)
 from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
@@ -47,17 +53,7 @@ async def search_patients(request: Request, uow: UowDep, principal: CurrentPrinc
     search = _search(request, handlers.PATIENT_SEARCH_PARAMETERS)
     resources, total = await handlers.search_patients(uow, principal, search)
     await uow.commit()
-    return FhirResponse(
-        searchset(
-            resources,
-            total=total,
-            base_url=_base(request),
-            resource_type="Patient",
-            params=list(search.raw),
-            offset=search.offset,
-            count=search.count,
-        )
-    )
+    return searchset_response(request, search, "Patient", resources, total)
 
 
 @router.get("/Patient/{patient_id}", dependencies=[READ])
@@ -119,17 +115,7 @@ async def search_organizations(
     search = _search(request, ("identifier", "name"))
     resources, total = await handlers.search_organizations(uow, principal, search)
     await uow.commit()
-    return FhirResponse(
-        searchset(
-            resources,
-            total=total,
-            base_url=_base(request),
-            resource_type="Organization",
-            params=list(search.raw),
-            offset=search.offset,
-            count=search.count,
-        )
-    )
+    return searchset_response(request, search, "Organization", resources, total)
 
 
 @router.get("/Organization/{org_id}", dependencies=[READ])
@@ -148,17 +134,7 @@ async def search_practitioners(
     search = _search(request, ("_id", "family", "name", "identifier"))
     resources, total = await handlers.search_practitioners(uow, principal, search)
     await uow.commit()
-    return FhirResponse(
-        searchset(
-            resources,
-            total=total,
-            base_url=_base(request),
-            resource_type="Practitioner",
-            params=list(search.raw),
-            offset=search.offset,
-            count=search.count,
-        )
-    )
+    return searchset_response(request, search, "Practitioner", resources, total)
 
 
 @router.get("/Practitioner/{practitioner_id}", dependencies=[READ])

@@ -1,0 +1,492 @@
+"""Reads and writes of the appointments tables with SQLAlchemy Core (no ORM on hot paths).
+
+Every query runs inside a unit of work whose transaction has the caller's practice
+set, so row-level security filters each statement; no query adds a practice filter
+of its own to decide what a caller may see.
+
+Double booking is made impossible here, by the database: `SlotRepository.take` is one
+conditional UPDATE that turns only open slots busy (a concurrent booking of the same
+slot waits for the row lock, then finds it busy and updates nothing), and the
+partial unique index on appointment_slots refuses a second active booking of a slot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, literal_column, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..domain.appointment import SlotFacts
+from ..domain.errors import SlotUnavailable
+from ..domain.rota import GeneratedSlot, Session
+from .tables import (
+    appointment_slots,
+    appointment_versions,
+    appointments,
+    idempotency_keys,
+    patients,
+    practices,
+    rota_sessions,
+    schedules,
+    slots,
+    staff,
+)
+
+OPEN_SLOT_STATUSES = ("free", "busy-tentative")
+
+
+def slot_is_open() -> ColumnElement[bool]:
+    """Free, or held by a hold that has run out."""
+    return or_(slots.c.status == "free",
+               and_(slots.c.status == "busy-tentative", slots.c.hold_expires_at <= func.now()))
+
+
+class PracticeRegistry:
+    """The practices this service holds data for (the housekeeper visits each)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, practice: str) -> None:
+        await self._conn.execute(insert(practices).values(practice_code=practice)
+                                 .on_conflict_do_nothing())
+
+    async def all(self) -> list[str]:
+        return list((await self._conn.execute(
+            select(practices.c.practice_code).order_by(practices.c.practice_code))).scalars())
+
+
+class StaffRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def upsert(self, *, staff_id: str, practice: str, role: str, display: str,
+                     resource: dict[str, Any], at: dt.datetime) -> bool:
+        """Add or refresh a member of staff; returns whether they were new."""
+        statement = insert(staff).values(id=staff_id, practice_code=practice, role=role,
+                                         display=display, resource=resource, last_updated=at)
+        result = await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[staff.c.id],
+                set_={"role": role, "display": display, "resource": resource, "last_updated": at},
+            ).returning(literal_column("xmax = 0").label("inserted"))
+        )
+        return bool(result.scalar_one())
+
+    async def get(self, staff_id: str) -> Any:
+        return (await self._conn.execute(select(staff).where(staff.c.id == staff_id))).first()
+
+    async def resources(self, staff_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(dict.fromkeys(staff_ids))
+        if not ids:
+            return []
+        return list((await self._conn.execute(
+            select(staff.c.resource).where(staff.c.id.in_(ids)).order_by(staff.c.id))).scalars())
+
+
+@dataclass(frozen=True)
+class ProjectedPatient:
+    id: str
+    active: bool
+    deceased: bool
+
+
+class PatientProjection:
+    """The patients of patient.events.v1, as far as booking needs them."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def apply(self, *, patient_id: str, practice: str, nhs_number: str | None,
+                    display: str, active: bool, deceased: bool, version_id: int,
+                    at: dt.datetime) -> bool:
+        """Store this version unless a newer one is already here; returns whether it applied."""
+        values = {"nhs_number": nhs_number, "display": display, "active": active,
+                  "deceased": deceased, "version_id": version_id, "last_updated": at}
+        statement = insert(patients).values(id=patient_id, practice_code=practice, **values)
+        result = await self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[patients.c.id], set_=values,
+                where=patients.c.version_id < statement.excluded.version_id,
+            ).returning(patients.c.id)
+        )
+        return result.first() is not None
+
+    async def get(self, patient_id: str) -> ProjectedPatient | None:
+        row = (await self._conn.execute(
+            select(patients.c.id, patients.c.active, patients.c.deceased)
+            .where(patients.c.id == patient_id))).first()
+        return ProjectedPatient(row.id, row.active, row.deceased) if row else None
+
+
+class ScheduleRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, *, schedule_id: str, practice: str, practitioner_id: str,
+                  practitioner_display: str, location: str, comment: str | None,
+                  at: dt.datetime) -> None:
+        await self._conn.execute(insert(schedules).values(
+            id=schedule_id, practice_code=practice, practitioner_id=practitioner_id,
+            practitioner_display=practitioner_display, location=location, active=True,
+            comment=comment, version_id=1, last_updated=at))
+
+    async def get(self, schedule_id: str) -> Any:
+        return (await self._conn.execute(
+            select(schedules).where(schedules.c.id == schedule_id))).first()
+
+    async def by_ids(self, schedule_ids: Iterable[str]) -> list[Any]:
+        ids = list(dict.fromkeys(schedule_ids))
+        if not ids:
+            return []
+        return list((await self._conn.execute(
+            select(schedules).where(schedules.c.id.in_(ids)).order_by(schedules.c.id))).all())
+
+    async def search(self, *, practitioner_id: str | None, count: int,
+                     offset: int) -> tuple[list[Any], int]:
+        criteria = [schedules.c.practitioner_id == practitioner_id] if practitioner_id else []
+        rows = (await self._conn.execute(
+            select(schedules, func.count().over().label("total"))
+            .where(and_(true(), *criteria))
+            .order_by(schedules.c.practitioner_display, schedules.c.id)
+            .limit(count).offset(offset))).all()
+        return rows, (rows[0].total if rows else 0)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id: str
+    schedule_id: str
+    practitioner_id: str
+    session: Session
+
+
+class SessionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, *, session_id: str, practice: str, schedule_id: str,
+                  session: Session) -> None:
+        await self._conn.execute(insert(rota_sessions).values(
+            id=session_id, practice_code=practice, schedule_id=schedule_id,
+            weekdays=sorted(session.weekdays), start_time=session.start, end_time=session.end,
+            slot_minutes=session.slot_minutes, slot_type=session.slot_type,
+            delivery_channel=session.delivery_channel,
+            national_category=session.national_category, release_hours=session.release_hours,
+            bookable_by=sorted(session.bookable_by), effective_from=session.effective_from,
+            effective_to=session.effective_to))
+
+    async def active(self, on: dt.date) -> list[StoredSession]:
+        """Every session of the practice still in force on or after `on`, with its clinician."""
+        rows = await self._conn.execute(
+            select(rota_sessions, schedules.c.practitioner_id)
+            .join(schedules, schedules.c.id == rota_sessions.c.schedule_id)
+            .where(schedules.c.active,
+                   or_(rota_sessions.c.effective_to.is_(None), rota_sessions.c.effective_to >= on))
+        )
+        return [StoredSession(row.id, row.schedule_id, row.practitioner_id, Session(
+            weekdays=frozenset(row.weekdays), start=row.start_time, end=row.end_time,
+            slot_minutes=row.slot_minutes, slot_type=row.slot_type,
+            delivery_channel=row.delivery_channel, national_category=row.national_category,
+            release_hours=row.release_hours, bookable_by=frozenset(row.bookable_by),
+            effective_from=row.effective_from, effective_to=row.effective_to)) for row in rows]
+
+
+class SlotRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add_generated(self, *, practice: str, schedule_id: str, practitioner_id: str,
+                            session_id: str, session: Session,
+                            generated: Sequence[GeneratedSlot], at: dt.datetime) -> int:
+        """Insert the slots not there yet (a rota regenerated is a no-op); returns how many were new."""
+        if not generated:
+            return 0
+        rows = [{
+            "id": str(uuid.uuid4()), "practice_code": practice, "schedule_id": schedule_id,
+            "session_id": session_id, "practitioner_id": practitioner_id, "start_at": slot.start,
+            "end_at": slot.end, "status": "free", "slot_type": session.slot_type,
+            "delivery_channel": session.delivery_channel,
+            "national_category": session.national_category, "bookable_from": slot.bookable_from,
+            "bookable_by": sorted(session.bookable_by), "version_id": 1, "last_updated": at,
+        } for slot in generated]
+        result = await self._conn.execute(
+            insert(slots).values(rows)
+            .on_conflict_do_nothing(constraint="uq_slots_schedule_start")
+            .returning(slots.c.id))
+        return len(result.all())
+
+    async def get(self, slot_id: str) -> Any:
+        return (await self._conn.execute(select(slots).where(slots.c.id == slot_id))).first()
+
+    async def facts(self, slot_ids: Iterable[str]) -> list[SlotFacts]:
+        rows = await self._conn.execute(select(slots).where(slots.c.id.in_(list(slot_ids))))
+        return [SlotFacts(r.id, r.schedule_id, r.practitioner_id, r.start_at, r.end_at,
+                          r.slot_type, r.national_category, r.delivery_channel, r.bookable_from,
+                          frozenset(r.bookable_by)) for r in rows]
+
+    async def search(self, criteria: list[ColumnElement[bool]], *, roles: Iterable[str],
+                     count: int, offset: int) -> tuple[list[Any], int]:
+        """Bookable slots only: open, released, not started, and bookable by one of `roles`."""
+        where = and_(slot_is_open(), slots.c.bookable_from <= func.now(),
+                     slots.c.start_at > func.now(),
+                     slots.c.bookable_by.overlap(sorted(roles)), *criteria)
+        rows = (await self._conn.execute(
+            select(slots, func.count().over().label("total")).where(where)
+            .order_by(slots.c.start_at, slots.c.id).limit(count).offset(offset))).all()
+        if rows or count == 0 or offset == 0:
+            return rows, (rows[0].total if rows else 0)
+        total = await self._conn.scalar(select(func.count()).select_from(slots).where(where))
+        return [], int(total or 0)
+
+    async def take(self, slot_ids: Sequence[str], *, hold_token: str | None,
+                   at: dt.datetime) -> None:
+        """Make the slots busy, all or none: raises SlotUnavailable unless every one was open
+        (or held with `hold_token`), released and not yet started."""
+        open_or_mine = slot_is_open()
+        if hold_token is not None:
+            open_or_mine = or_(open_or_mine, and_(slots.c.status == "busy-tentative",
+                                                  slots.c.hold_token == hold_token))
+        result = await self._conn.execute(
+            update(slots)
+            .where(slots.c.id.in_(list(slot_ids)), open_or_mine,
+                   slots.c.bookable_from <= func.now(), slots.c.start_at > func.now())
+            .values(status="busy", hold_token=None, hold_expires_at=None,
+                    version_id=slots.c.version_id + 1, last_updated=at)
+            .returning(slots.c.id))
+        if len(result.all()) != len(slot_ids):
+            raise SlotUnavailable("The slot has already been booked or is held")
+
+    async def hold(self, slot_id: str, *, roles: Iterable[str], token: str,
+                   expires_at: dt.datetime, at: dt.datetime) -> Any:
+        """Hold an open, bookable slot for the caller; None if it cannot be held."""
+        return (await self._conn.execute(
+            update(slots)
+            .where(slots.c.id == slot_id, slot_is_open(), slots.c.bookable_from <= func.now(),
+                   slots.c.start_at > func.now(), slots.c.bookable_by.overlap(sorted(roles)))
+            .values(status="busy-tentative", hold_token=token, hold_expires_at=expires_at,
+                    version_id=slots.c.version_id + 1, last_updated=at)
+            .returning(*slots.c))).first()
+
+    async def set_status(self, slot_id: str, *, from_open: bool, to: str, comment: str | None,
+                         at: dt.datetime) -> Any:
+        """Block (open -> busy-unavailable) or unblock (busy-unavailable -> free)."""
+        condition = slot_is_open() if from_open else slots.c.status == "busy-unavailable"
+        return (await self._conn.execute(
+            update(slots).where(slots.c.id == slot_id, condition)
+            .values(status=to, comment=comment, hold_token=None, hold_expires_at=None,
+                    version_id=slots.c.version_id + 1, last_updated=at)
+            .returning(*slots.c))).first()
+
+    async def release(self, slot_ids: Sequence[str], at: dt.datetime) -> None:
+        """Free the booked slots of a cancelled appointment (only those still to come)."""
+        await self._conn.execute(
+            update(slots)
+            .where(slots.c.id.in_(list(slot_ids)), slots.c.status == "busy",
+                   slots.c.start_at > func.now())
+            .values(status="free", version_id=slots.c.version_id + 1, last_updated=at))
+
+    async def sweep_expired_holds(self) -> int:
+        result = await self._conn.execute(
+            update(slots)
+            .where(slots.c.status == "busy-tentative", slots.c.hold_expires_at <= func.now())
+            .values(status="free", hold_token=None, hold_expires_at=None,
+                    version_id=slots.c.version_id + 1, last_updated=func.now())
+            .returning(slots.c.id))
+        return len(result.all())
+
+
+@dataclass(frozen=True)
+class StoredAppointment:
+    id: str
+    patient_id: str
+    practitioner_id: str
+    status: str
+    start_at: dt.datetime
+    slot_ids: list[str]
+    slot_type: str
+    national_category: str
+    delivery_channel: str
+    cancellation_reason: str | None
+    version_id: int
+    resource: dict[str, Any]
+
+
+def _stored(row: Any) -> StoredAppointment:
+    return StoredAppointment(row.id, row.patient_id, row.practitioner_id, row.status,
+                             row.start_at, list(row.slot_ids), row.slot_type,
+                             row.national_category, row.delivery_channel,
+                             row.cancellation_reason, row.version_id, row.resource)
+
+
+class AppointmentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, *, appointment_id: str, practice: str, patient_id: str,
+                  practitioner_id: str, start: dt.datetime, end: dt.datetime,
+                  slot_ids: Sequence[str], slot_type: str, national_category: str,
+                  delivery_channel: str, resource: dict[str, Any], at: dt.datetime,
+                  recorded_by: str) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(insert(appointments).values(
+                    id=appointment_id, practice_code=practice, patient_id=patient_id,
+                    practitioner_id=practitioner_id, status="booked", start_at=start, end_at=end,
+                    slot_ids=list(slot_ids), slot_type=slot_type,
+                    national_category=national_category, delivery_channel=delivery_channel,
+                    version_id=1, last_updated=at, resource=resource))
+                await self._conn.execute(insert(appointment_slots), [
+                    {"appointment_id": appointment_id, "slot_id": slot_id,
+                     "practice_code": practice, "active": True} for slot_id in slot_ids])
+        except IntegrityError as exc:
+            if "uq_appointment_slots_active_slot" in str(exc.orig):
+                raise SlotUnavailable("The slot has already been booked") from None
+            raise
+        await self._add_version(appointment_id, practice, 1, resource, at, recorded_by)
+
+    async def get(self, appointment_id: str, *, for_update: bool = False) -> StoredAppointment | None:
+        query = select(appointments).where(appointments.c.id == appointment_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _stored(row) if row else None
+
+    async def replace(self, current: StoredAppointment, *, practice: str, status: str,
+                      cancellation_reason: str | None, resource: dict[str, Any],
+                      at: dt.datetime, recorded_by: str) -> None:
+        """Write the next version (the caller holds the row lock from get(for_update=True))."""
+        new_version = current.version_id + 1
+        await self._conn.execute(
+            update(appointments).where(appointments.c.id == current.id)
+            .values(status=status, cancellation_reason=cancellation_reason, resource=resource,
+                    version_id=new_version, last_updated=at))
+        if status == "cancelled":
+            await self._conn.execute(
+                update(appointment_slots)
+                .where(appointment_slots.c.appointment_id == current.id)
+                .values(active=False))
+        await self._add_version(current.id, practice, new_version, resource,
+                                at, recorded_by)
+
+    async def _add_version(self, appointment_id: str, practice: str, version_id: int,
+                           resource: dict[str, Any], at: dt.datetime, recorded_by: str) -> None:
+        await self._conn.execute(insert(appointment_versions).values(
+            appointment_id=appointment_id, version_id=version_id, practice_code=practice,
+            recorded_at=at, recorded_by=recorded_by, resource=resource))
+
+    async def history(self, appointment_id: str) -> list[dict[str, Any]]:
+        return list((await self._conn.execute(
+            select(appointment_versions.c.resource)
+            .where(appointment_versions.c.appointment_id == appointment_id)
+            .order_by(appointment_versions.c.version_id.desc()))).scalars())
+
+    async def version(self, appointment_id: str, version_id: int) -> dict[str, Any] | None:
+        return await self._conn.scalar(
+            select(appointment_versions.c.resource).where(
+                appointment_versions.c.appointment_id == appointment_id,
+                appointment_versions.c.version_id == version_id))
+
+    async def search(self, criteria: list[ColumnElement[bool]], *, count: int,
+                     offset: int) -> tuple[list[dict[str, Any]], int]:
+        where = and_(true(), *criteria)
+        rows = (await self._conn.execute(
+            select(appointments.c.resource, func.count().over().label("total")).where(where)
+            .order_by(appointments.c.start_at, appointments.c.id)
+            .limit(count).offset(offset))).all()
+        if rows or count == 0 or offset == 0:
+            return [r.resource for r in rows], (rows[0].total if rows else 0)
+        total = await self._conn.scalar(select(func.count()).select_from(appointments).where(where))
+        return [], int(total or 0)
+
+    async def future_booked_for_patient(self, patient_id: str) -> list[StoredAppointment]:
+        rows = await self._conn.execute(
+            select(appointments)
+            .where(appointments.c.patient_id == patient_id, appointments.c.status == "booked",
+                   appointments.c.start_at > func.now())
+            .order_by(appointments.c.start_at)
+            .with_for_update())
+        return [_stored(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class IdempotentAnswer:
+    request_hash: str
+    status_code: int | None
+    response: dict[str, Any] | None
+
+
+class IdempotencyRepository:
+    """Keys of booking requests and the answers given, stored in the booking's own transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def claim(self, *, practice: str, key: str, request_hash: str) -> IdempotentAnswer | None:
+        """Claim the key for this request; or, if it was used before, what was answered then.
+
+        A concurrent request with the same key waits here until the first commits (then
+        sees its answer) or rolls back (then claims the key itself).
+        """
+        claimed = (await self._conn.execute(
+            insert(idempotency_keys)
+            .values(practice_code=practice, idempotency_key=key, request_hash=request_hash)
+            .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.idempotency_key))).first()
+        if claimed is not None:
+            return None
+        row = (await self._conn.execute(
+            select(idempotency_keys.c.request_hash, idempotency_keys.c.status_code,
+                   idempotency_keys.c.response)
+            .where(idempotency_keys.c.idempotency_key == key))).one()
+        return IdempotentAnswer(row.request_hash, row.status_code, row.response)
+
+    async def answer(self, *, key: str, status_code: int, response: dict[str, Any]) -> None:
+        await self._conn.execute(
+            update(idempotency_keys).where(idempotency_keys.c.idempotency_key == key)
+            .values(status_code=status_code, response=response))
+
+
+# Search criteria builders: the API's search parameters turned into SQL.
+def slot_start(operator: str, value: dt.datetime) -> ColumnElement[bool]:
+    return slots.c.start_at.op(operator)(value)
+
+
+def slot_schedule(schedule_ids: list[str]) -> ColumnElement[bool]:
+    return slots.c.schedule_id.in_(schedule_ids)
+
+
+def slot_practitioner(practitioner_id: str) -> ColumnElement[bool]:
+    return slots.c.practitioner_id == practitioner_id
+
+
+def slot_type_is(codes: list[str]) -> ColumnElement[bool]:
+    return slots.c.slot_type.in_(codes)
+
+
+def slot_delivery_channel(codes: list[str]) -> ColumnElement[bool]:
+    return slots.c.delivery_channel.in_(codes)
+
+
+def appointment_patient(patient_id: str) -> ColumnElement[bool]:
+    return appointments.c.patient_id == patient_id
+
+
+def appointment_practitioner(practitioner_id: str) -> ColumnElement[bool]:
+    return appointments.c.practitioner_id == practitioner_id
+
+
+def appointment_start(operator: str, value: dt.datetime) -> ColumnElement[bool]:
+    return appointments.c.start_at.op(operator)(value)
+
+
+def appointment_status(statuses: list[str]) -> ColumnElement[bool]:
+    return appointments.c.status.in_(statuses)
