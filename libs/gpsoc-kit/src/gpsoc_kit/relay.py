@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
@@ -41,6 +41,10 @@ class RelayConfig:
     poll_interval_seconds: float = 2.0
     publish_timeout_seconds: float = 15.0
     max_backoff_seconds: float = 10.0
+    # Published rows are kept a while for diagnosis, then pruned in small batches.
+    keep_published_seconds: float = 24 * 3600
+    prune_interval_seconds: float = 300.0
+    prune_batch_size: int = 5000
 
 
 def new_producer(bootstrap_servers: str) -> AIOKafkaProducer:
@@ -68,11 +72,16 @@ class OutboxRelay:
     async def run(self) -> None:
         """Publish until stop() is called."""
         backoff = 0.2
+        next_prune = 0.0
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
                 await self._ensure_listener()
                 await self._ensure_producer()
                 published = await self.publish_pending()
+                if loop.time() >= next_prune:
+                    await self.prune_published()
+                    next_prune = loop.time() + self._config.prune_interval_seconds
                 backoff = 0.2
                 if published == 0:
                     await self._sleep_until_woken(self._config.poll_interval_seconds)
@@ -141,6 +150,22 @@ class OutboxRelay:
             )
         metrics.outbox_published(self._config.service_name).inc(len(rows))
         return len(rows)
+
+    async def prune_published(self) -> int:
+        """Delete published events older than the retention, a batch at a time."""
+        outbox = self._outbox
+        cutoff = func.now() - func.make_interval(
+            0, 0, 0, 0, 0, 0, self._config.keep_published_seconds
+        )
+        oldest = (
+            select(outbox.c.seq)
+            .where(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff)
+            .order_by(outbox.c.seq)
+            .limit(self._config.prune_batch_size)
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(outbox).where(outbox.c.seq.in_(oldest)))
+        return result.rowcount or 0
 
     async def _record_backlog(self) -> None:
         outbox = self._outbox

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from gpsoc_kit.relay import OutboxRelay, RelayConfig
 from gpsoc_kit.testing.kafka import read_topic
 from gpsoc_kit.testing.scratch import SERVICE, outbox
@@ -129,3 +130,24 @@ async def test_writes_succeed_with_the_broker_stopped_and_every_event_arrives_on
     messages = await read_topic(test_stack.kafka_bootstrap, topic, expect=10, timeout=60)
     await stop(relay, task)
     assert sorted(json.loads(m.value)["data"]["n"] for m in messages) == list(range(10))
+
+
+async def test_published_events_are_pruned_after_the_retention_and_unpublished_ones_never(
+    engine, uow_factory, kit_database, test_stack, topic, clean_outbox
+):
+    async with uow_factory("A81001") as uow:
+        kept = uow.emit(topic, "kit.n.v1", subject="p1", data={"n": 1})
+        await uow.commit()
+    relay = relay_for(engine, kit_database, test_stack, keep_published_seconds=0)
+    await relay._ensure_producer()  # noqa: SLF001 - one publishing round, driven directly
+    try:
+        assert await relay.publish_pending() >= 1
+    finally:
+        await relay._drop_producer()  # noqa: SLF001
+    async with uow_factory("A81001") as uow:
+        pending = uow.emit(topic, "kit.n.v1", subject="p2", data={"n": 2})
+        await uow.commit()
+    assert await relay.prune_published() >= 1
+    async with engine.connect() as conn:
+        ids = set((await conn.execute(select(outbox.c.id))).scalars())
+    assert kept.id not in ids and pending.id in ids

@@ -167,3 +167,38 @@ def test_receptionist_cannot_read_the_clinical_record():
     receptionist = Principal(user_id="u", practice="A81001", roles=frozenset({"receptionist"}))
     assert receptionist.can(Permission.READ_DEMOGRAPHICS)
     assert not receptionist.can(Permission.READ_CLINICAL)
+
+
+async def test_keys_from_a_jwks_url_and_rotation_without_restart(keys):
+    """An OIDC provider's JWKS endpoint (here a loopback server) works like the local file."""
+    import asyncio
+
+    served = {"keys": [keys["k1"][1]]}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = json.dumps(served).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        verifier = TokenVerifier(
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            jwks_url=f"http://127.0.0.1:{port}/jwks.json",
+            min_reload_interval_seconds=0,
+        )
+        assert (await verifier.verify(sign(keys))).user_id == "user-1"
+        with pytest.raises(FhirError):
+            await verifier.verify(sign(keys, kid="k2"))
+        served["keys"].append(keys["k2"][1])  # the provider rotates in a new key
+        assert (await verifier.verify(sign(keys, kid="k2", sub="user-2"))).user_id == "user-2"
+    finally:
+        server.close()
+        await server.wait_closed()
