@@ -8,10 +8,10 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from gpsoc_kit.relay import OutboxRelay, RelayConfig
 from gpsoc_kit.testing.kafka import read_topic
 from gpsoc_kit.testing.scratch import SERVICE, outbox
+from sqlalchemy import select
 
 
 def relay_for(engine: Any, kit_database: Any, test_stack: Any, **overrides: Any) -> OutboxRelay:
