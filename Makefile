@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help sync run token test test-unit bench infra-up infra-down infra-status lint clean
+.PHONY: help sync run token test test-unit test-deploy helm bench infra-up infra-down infra-status lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,12 @@ test: sync ## run every test; the suite starts the PostgreSQL and Kafka it needs
 
 test-unit: sync ## run the tests that need no PostgreSQL or Kafka
 	$(UV_RUN) pytest -m "not integration" $(PYTEST_ARGS)
+
+test-deploy: sync ## chart, Dockerfiles, compose and dashboard checks
+	$(UV_RUN) pytest deploy/tests $(PYTEST_ARGS)
+
+helm: ## build the pinned Helm into tools/bin (from the Go module proxy)
+	bash deploy/tools/install-helm.sh
 
 bench: sync ## run the benchmarks (bench/)
 	$(UV_RUN) python -m bench

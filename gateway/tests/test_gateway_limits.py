@@ -126,3 +126,32 @@ async def test_everything_fails_cleanly_when_the_patient_index_itself_is_down(
         response = await client.get("/fhir/R4/Patient/p1/$everything", headers=headers)
     assert response.status_code == 502  # no partial record without the patient
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_requests_are_counted_per_practice_for_the_dashboards(
+    upstream, gateway_client, headers
+):
+    from gpsoc_kit.metrics import REGISTRY
+
+    def sample(resource_type: str) -> float:
+        return (
+            REGISTRY.get_sample_value(
+                "gateway_practice_requests_total",
+                {"practice": "A81001", "resource_type": resource_type, "status_class": "2xx"},
+            )
+            or 0.0
+        )
+
+    before = sample("Patient")
+    app, client = gateway_client(f"http://127.0.0.1:{upstream.port}")
+    async with app.router.lifespan_context(app), client:
+        await client.get("/fhir/R4/Patient/p1", headers=headers)
+        await client.get("/fhir/R4/Spaceship/1", headers=headers)
+    assert sample("Patient") == before + 1
+    assert (
+        REGISTRY.get_sample_value(
+            "gateway_practice_requests_total",
+            {"practice": "A81001", "resource_type": "other", "status_class": "4xx"},
+        )
+        >= 1
+    )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from gpsoc_kit import metrics
 from gpsoc_kit.auth import TokenVerifier, bearer_token
 from gpsoc_kit.fhir import FhirError, FhirResponse
 from gpsoc_kit.http import RequestContextMiddleware, add_health_routes, install_error_handlers
@@ -134,10 +135,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         return FhirResponse(bundle)
 
+    by_practice = metrics.practice_requests(settings.service_name)
+
+    def count(resource_type: str, status: int) -> None:
+        # After admit() the practice is the token's; before it nothing is known to count by.
+        if (practice := practice_var.get()) is not None:
+            # Only types we route become label values: a path is caller-controlled.
+            known = resource_type if routes.for_resource_type(resource_type) else "other"
+            by_practice.labels(practice, known, f"{status // 100}xx").inc()
+
     @app.api_route(f"{base}/{{path:path}}", methods=PROXIED_METHODS)
     async def proxy(request: Request, path: str) -> Response:
-        await admit(request)
         resource_type = path.split("/", 1)[0]
+        try:
+            response = await forward_request(request, path, resource_type)
+        except FhirError as error:
+            count(resource_type, error.status)
+            raise
+        count(resource_type, response.status_code)
+        return response
+
+    async def forward_request(request: Request, path: str, resource_type: str) -> Response:
+        await admit(request)
         upstream = routes.for_resource_type(resource_type)
         if upstream is None:
             raise FhirError(

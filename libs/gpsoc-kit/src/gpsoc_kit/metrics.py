@@ -89,6 +89,16 @@ def dead_letters(service: str) -> Counter:
 
 
 @cache
+def practice_requests(service: str) -> Counter:
+    return Counter(
+        f"{_prefix(service)}_practice_requests_total",
+        "Requests by practice (ODS code), resource type and status class",
+        ("practice", "resource_type", "status_class"),
+        registry=REGISTRY,
+    )
+
+
+@cache
 def db_pool_in_use(service: str) -> Gauge:
     return Gauge(
         f"{_prefix(service)}_db_pool_connections",
