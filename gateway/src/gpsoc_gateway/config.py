@@ -12,6 +12,7 @@ class GatewaySettings(ServiceSettings):
     appointments_url: str | None = None
     prescribing_url: str | None = None
     clinical_notes_url: str | None = None
+    audit_url: str | None = None
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 2.0
     readiness_timeout_seconds: float = 2.0

@@ -24,6 +24,7 @@ OWNERSHIP: dict[str, tuple[str, frozenset[str]]] = {
         "clinical_notes_url",
         frozenset({"Encounter", "Condition", "Observation", "AllergyIntolerance", "List"}),
     ),
+    "audit": ("audit_url", frozenset({"AuditEvent"})),
 }
 
 

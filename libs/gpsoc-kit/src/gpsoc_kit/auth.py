@@ -68,6 +68,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.WRITE_DEMOGRAPHICS,
             P.READ_APPOINTMENTS,
             P.BOOK_APPOINTMENTS,
+            # The front desk raises repeat requests, so it sees the repeat list.
+            P.READ_MEDICATION,
             P.REQUEST_REPEAT,
         }
     ),

@@ -21,6 +21,20 @@ class Runnable(Protocol):
     def stop(self) -> None: ...
 
 
+class Together:
+    """Several workers run as one process (e.g. a relay and a housekeeping loop)."""
+
+    def __init__(self, *workers: Runnable) -> None:
+        self._workers = workers
+
+    async def run(self) -> None:
+        await asyncio.gather(*(worker.run() for worker in self._workers))
+
+    def stop(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+
+
 def serve_api(app: Any, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level)
     configure_tracing(settings.service_name)

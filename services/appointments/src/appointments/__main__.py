@@ -49,24 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"seeded": counts}))
 
 
-class _Together:
-    """Several workers run as one (the relay and the housekeeper share a process)."""
-
-    def __init__(self, *workers) -> None:  # noqa: ANN002
-        self._workers = workers
-
-    async def run(self) -> None:
-        await asyncio.gather(*(worker.run() for worker in self._workers))
-
-    def stop(self) -> None:
-        for worker in self._workers:
-            worker.stop()
-
-
 def _run_relay(settings) -> None:  # noqa: ANN001
     from gpsoc_kit.db import create_engine
     from gpsoc_kit.relay import OutboxRelay, RelayConfig
-    from gpsoc_kit.runtime import run_worker
+    from gpsoc_kit.runtime import Together, run_worker
 
     from .adapters.tables import outbox
     from .entrypoints.api.app import unit_of_work_factory
@@ -79,7 +65,7 @@ def _run_relay(settings) -> None:  # noqa: ANN001
         housekeeper = Housekeeper(engine, unit_of_work_factory(engine, settings),
                                   interval_seconds=settings.housekeeping_interval_seconds,
                                   window_days=settings.rolling_window_days)
-        return _Together(relay, housekeeper), engine.dispose
+        return Together(relay, housekeeper), engine.dispose
 
     run_worker(settings, build)
 

@@ -36,6 +36,7 @@ SERVICE_PORTS: dict[str, tuple[int, int]] = {
     "APPOINTMENTS": (8102, 18102),
     "PRESCRIBING": (8103, 18103),
     "CLINICAL_NOTES": (8104, 18104),
+    "AUDIT": (8105, 18105),
 }
 
 

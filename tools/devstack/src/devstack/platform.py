@@ -75,6 +75,16 @@ SERVICES: tuple[Service, ...] = (
         port_env="APPOINTMENTS",
         seeds_demo=True,
     ),
+    # Its relay process also sends EPS messages to the simulated Spine.
+    Service(
+        name="prescribing",
+        module="prescribing",
+        database="prescribing",
+        port_env="PRESCRIBING",
+        seeds_demo=True,
+    ),
+    # The append-only, hash-chained store of every service's audit.events.v1.
+    Service(name="audit", module="audit_trail", database="audit", port_env="AUDIT"),
 )
 GATEWAY = Gateway()
 

@@ -1,0 +1,4 @@
+from audit_trail.adapters.tables import metadata
+from gpsoc_kit.migrations import run_migrations
+
+run_migrations(metadata)

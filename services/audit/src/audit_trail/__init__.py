@@ -1,0 +1,1 @@
+"""openGPSoC audit store: every access to patient data, append-only and hash-chained."""
