@@ -17,7 +17,7 @@ from .capability import CapabilityCache
 from .config import GatewaySettings
 from .everything import patient_everything
 from .limits import SecurityHeadersMiddleware, TokenBuckets, retry_after_header
-from .proxy import forward, new_client
+from .proxy import forward, new_client, new_proxy_session
 from .routing import RouteTable, Upstream, configured_upstreams
 
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -34,6 +34,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             timeout=settings.upstream_timeout_seconds,
             connect_timeout=settings.upstream_connect_timeout_seconds,
         )
+        app.state.proxy = new_proxy_session(
+            timeout=settings.upstream_timeout_seconds,
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+        )
         app.state.token_verifier = TokenVerifier(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -46,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.client.aclose()
+            await app.state.proxy.close()
 
     app = FastAPI(
         title="openGPSoC gateway",
@@ -173,7 +178,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if request.url.query:
             url += "?" + request.url.query
         status, headers, content = await forward(
-            app.state.client,
+            app.state.proxy,
             upstream_name=upstream.name,
             method=request.method,
             url=url,

@@ -30,9 +30,8 @@ class RecordPart:
 
 RECORD_PARTS: tuple[RecordPart, ...] = (
     RecordPart("appointments", "Appointment", "patient={patient}&_count=100"),
-    RecordPart(
-        "active medication", "MedicationRequest", "patient={patient}&status=active&_count=100"
-    ),
+    RecordPart("active medication", "MedicationRequest",
+               "patient={patient}&intent=plan&status=active&_count=100"),
     RecordPart("problems", "Condition", "patient={patient}&_count=100"),
     RecordPart("allergies", "AllergyIntolerance", "patient={patient}&_count=100"),
     RecordPart("recent observations", "Observation", "patient={patient}&_sort=-date&_count=50"),

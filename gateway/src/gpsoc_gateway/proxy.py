@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import httpx
 from gpsoc_kit.fhir import FhirError
 from gpsoc_kit.telemetry import inject_headers, request_id_var
@@ -38,6 +39,7 @@ RETURNED_RESPONSE_HEADERS = frozenset(
 
 
 def new_client(*, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
+    """For the gateway's own, rare calls (readiness, capabilities, $everything)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
@@ -45,8 +47,18 @@ def new_client(*, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
     )
 
 
+def new_proxy_session(*, timeout: float, connect_timeout: float) -> aiohttp.ClientSession:
+    """The forwarding client: pooled keep-alive connections to every service."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=200, limit_per_host=100, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+    )
+
+
 async def forward(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     *,
     upstream_name: str,
     method: str,
@@ -60,25 +72,28 @@ async def forward(
         outgoing["x-request-id"] = request_id
     inject_headers(outgoing)
     try:
-        response = await client.request(method, url, headers=outgoing, content=body or None)
-    except httpx.TimeoutException:
+        async with session.request(
+            method, url, headers=outgoing, data=body or None, allow_redirects=False
+        ) as response:
+            content = await response.read()
+            status = response.status
+            content_type = response.headers.get("content-type", "")
+            returned = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in response.headers.items()
+                if k.lower() in RETURNED_RESPONSE_HEADERS
+            ]
+    except TimeoutError:
         log.warning("upstream timed out", extra={"upstream": upstream_name})
         raise FhirError(
             504, f"The {upstream_name} service did not answer in time", code="timeout"
         ) from None
-    except httpx.HTTPError:
+    except aiohttp.ClientError:
         log.warning("upstream unreachable", extra={"upstream": upstream_name})
         raise FhirError(
             502, f"The {upstream_name} service is unavailable", code="transient"
         ) from None
-    returned = [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in response.headers.items()
-        if k in RETURNED_RESPONSE_HEADERS
-    ]
-    if response.status_code >= 500 and not response.headers.get("content-type", "").startswith(
-        "application/fhir+json"
-    ):
+    if status >= 500 and not content_type.startswith("application/fhir+json"):
         # Whatever went wrong upstream, the client gets an OperationOutcome, not a stack trace.
         raise FhirError(502, f"The {upstream_name} service failed", code="exception")
-    return response.status_code, returned, response.content
+    return status, returned, content

@@ -22,7 +22,13 @@ OWNERSHIP: dict[str, tuple[str, frozenset[str]]] = {
     "prescribing": ("prescribing_url", frozenset({"Medication", "MedicationRequest"})),
     "clinical-notes": (
         "clinical_notes_url",
-        frozenset({"Encounter", "Condition", "Observation", "AllergyIntolerance", "List"}),
+        frozenset(
+            {
+                "Encounter", "Condition", "Observation", "AllergyIntolerance", "List",
+                # SNOMED CT look-up ($lookup, $expand) over the service's reference set.
+                "CodeSystem", "ValueSet",
+            }
+        ),
     ),
     "audit": ("audit_url", frozenset({"AuditEvent"})),
 }

@@ -164,7 +164,12 @@ def record(
     # Keyed by the patient when there is exactly one, so a patient's audit trail stays in order.
     subject = patient_ids[0] if len(patient_ids) == 1 else principal.practice
     uow.emit(
-        AUDIT_TOPIC, AUDIT_EVENT_TYPE, subject=subject, data=event, practice=principal.practice
+        AUDIT_TOPIC,
+        AUDIT_EVENT_TYPE,
+        subject=subject,
+        data=event,
+        practice=principal.practice,
+        prompt=False,
     )
 
 

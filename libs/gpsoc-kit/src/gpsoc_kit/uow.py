@@ -35,6 +35,7 @@ class UnitOfWork:
         self._source = source
         self._notify = text(f"SELECT pg_notify('{notify_channel}', '')")
         self._pending: list[tuple[str, CloudEvent]] = []
+        self._wake_relay = False
         self._conn: AsyncConnection | None = None
         self._committed = False
 
@@ -63,8 +64,14 @@ class UnitOfWork:
         subject: str,
         data: dict[str, Any],
         practice: str | None = None,
+        prompt: bool = True,
     ) -> CloudEvent:
-        """Queue an event; it is written to the outbox at commit, and only then."""
+        """Queue an event; it is written to the outbox at commit, and only then.
+
+        A prompt event wakes the relay at commit (NOTIFY). Others (audit records of
+        reads) wait for the relay's next poll, well under a second: NOTIFY takes a
+        database-wide lock at commit, which a read path should not pay for.
+        """
         traceparent, tracestate = current_traceparent()
         event = CloudEvent(
             type=event_type,
@@ -76,6 +83,7 @@ class UnitOfWork:
             tracestate=tracestate,
         )
         self._pending.append((topic, event))
+        self._wake_relay = self._wake_relay or prompt
         return event
 
     @property
@@ -98,14 +106,17 @@ class UnitOfWork:
                     for topic, event in self._pending
                 ],
             )
-            # Delivered by PostgreSQL only when the transaction commits.
-            await conn.execute(self._notify)
+            if self._wake_relay:
+                # Delivered by PostgreSQL only when the transaction commits.
+                await conn.execute(self._notify)
         await conn.commit()
         self._committed = True
         self._pending.clear()
+        self._wake_relay = False
 
     async def rollback(self) -> None:
         self._pending.clear()
+        self._wake_relay = False
         if self._conn is not None:
             await self._conn.rollback()
 

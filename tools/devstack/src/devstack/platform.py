@@ -83,6 +83,13 @@ SERVICES: tuple[Service, ...] = (
         port_env="PRESCRIBING",
         seeds_demo=True,
     ),
+    # Consultations and the clinical record; patients arrive through patient.events.v1.
+    Service(
+        name="clinical-notes",
+        module="clinical_notes",
+        database="clinical_notes",
+        port_env="CLINICAL_NOTES",
+    ),
     # The append-only, hash-chained store of every service's audit.events.v1.
     Service(name="audit", module="audit_trail", database="audit", port_env="AUDIT"),
 )

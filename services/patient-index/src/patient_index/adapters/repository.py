@@ -40,6 +40,7 @@ def _columns(details: PatientDetails) -> dict[str, Any]:
         "given_normalised": details.given_normalised,
         "name_text": details.name_text,
         "family_soundex": details.family_soundex,
+        "given_soundex": details.given_soundex,
         "birth_date": details.birth_date,
         "gender": details.gender,
         "postal_code": details.postal_code,
@@ -221,14 +222,27 @@ def by_id(value: str) -> ColumnElement[bool]:
     return patients.c.id == value
 
 
+# Under FORCE'd row-level security PostgreSQL only lets *leakproof* operators use an
+# index; LIKE and pg_trgm's % are not leakproof, and would scan the practice's whole list.
+# So prefixes are searched as byte ranges (leakproof <, >=) over columns collated "C",
+# and typo tolerance comes from phonetic keys compared with =.
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    if not prefix:
+        return literal_column("true")
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < upper)
+
+
 def by_family(value: str) -> ColumnElement[bool]:
-    return patients.c.family_normalised.startswith(normalise(value), autoescape=True)
+    return _starts_with(patients.c.family_normalised, normalise(value))
 
 
 def by_given(value: str) -> ColumnElement[bool]:
     given = normalise(value)
+    # A later given name ("Mary Anne" for "anne") needs a substring match: rarer, so
+    # it may scan the practice's patients.
     return or_(
-        patients.c.given_normalised.startswith(given, autoescape=True),
+        _starts_with(patients.c.given_normalised, given),
         patients.c.given_normalised.contains(" " + given, autoescape=True),
     )
 
@@ -246,7 +260,7 @@ def by_gender(value: str) -> ColumnElement[bool]:
 
 
 def by_postal_code(value: str) -> ColumnElement[bool]:
-    return patients.c.postal_code.startswith("".join(value.split()).upper(), autoescape=True)
+    return _starts_with(patients.c.postal_code, "".join(value.split()).upper())
 
 
 def by_general_practitioner(practitioner_id: str) -> ColumnElement[bool]:
@@ -254,12 +268,12 @@ def by_general_practitioner(practitioner_id: str) -> ColumnElement[bool]:
 
 
 def by_phonetic(value: str) -> ColumnElement[bool]:
-    """Tolerates a typo: same Soundex of the family name, or trigram-similar full name."""
-    term = normalise(value)
-    return or_(
-        patients.c.family_soundex == soundex(value),
-        patients.c.name_text.op("%")(term),
-    )
+    """Tolerates a typo: any word of the query sounds like the family or a given name
+    (Soundex, compared by equality so the indexes serve it); best matches rank first."""
+    keys = sorted({soundex(word) for word in normalise(value).split()} - {""})
+    if not keys:
+        return literal_column("false")
+    return or_(patients.c.family_soundex.in_(keys), patients.c.given_soundex.in_(keys))
 
 
 def phonetic_rank(value: str) -> Any:

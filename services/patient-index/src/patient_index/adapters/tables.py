@@ -28,13 +28,15 @@ patients = Table(
     Column("nhs_number", String(10), nullable=True),
     Column("family", Text, nullable=False),
     Column("given", Text, nullable=False),
-    Column("family_normalised", Text, nullable=False),
-    Column("given_normalised", Text, nullable=False),
+    # Collated "C": prefix searches are byte ranges, exact and index-served (see repository).
+    Column("family_normalised", Text(collation="C"), nullable=False),
+    Column("given_normalised", Text(collation="C"), nullable=False),
     Column("name_text", Text, nullable=False),
     Column("family_soundex", String(4), nullable=False),
+    Column("given_soundex", String(4), nullable=False),
     Column("birth_date", Date, nullable=True),
     Column("gender", String(10), nullable=True),
-    Column("postal_code", String(10), nullable=True),
+    Column("postal_code", String(10, collation="C"), nullable=True),
     Column("gp_practitioner_id", UUID(as_uuid=False), nullable=True),
     Column("active", Boolean, nullable=False),
     Column("deceased", Boolean, nullable=False),
@@ -53,13 +55,8 @@ patients = Table(
     Index("ix_patients_practice_birth_date", "practice_code", "birth_date"),
     Index("ix_patients_practice_postal_code", "practice_code", "postal_code"),
     Index("ix_patients_practice_soundex", "practice_code", "family_soundex"),
+    Index("ix_patients_practice_given_soundex", "practice_code", "given_soundex"),
     Index("ix_patients_practice_gp", "practice_code", "gp_practitioner_id"),
-    Index(
-        "ix_patients_name_trgm",
-        "name_text",
-        postgresql_using="gin",
-        postgresql_ops={"name_text": "gin_trgm_ops"},
-    ),
 )
 
 patient_versions = Table(

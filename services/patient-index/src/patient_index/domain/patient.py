@@ -67,6 +67,11 @@ class PatientDetails:
     def family_soundex(self) -> str:
         return soundex(self.family)
 
+    @property
+    def given_soundex(self) -> str:
+        """Soundex of the first given name (the one people are called by)."""
+        return soundex(self.given.split()[0]) if self.given.split() else ""
+
 
 def read_details(resource: dict[str, Any]) -> PatientDetails:
     """Validate a Patient resource and extract its details, or raise InvalidResource."""

@@ -1,0 +1,1 @@
+"""The clinical record's domain: plain Python, no framework, no I/O."""

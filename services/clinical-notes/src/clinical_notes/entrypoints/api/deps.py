@@ -1,0 +1,5 @@
+"""FastAPI dependencies of the patient index: the chassis' audited unit of work."""
+
+from gpsoc_kit.http import UowDep
+
+__all__ = ["UowDep"]
