@@ -3,30 +3,22 @@ index cancels the booking through Kafka, with no call between the services."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gpsoc_kit.testing.fhir_factories import patient
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 45.0) -> Any:
-    """Poll `check` until it returns something truthy; events take a moment to flow."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert asyncio.get_running_loop().time() < deadline, "the event flow did not complete"
-        await asyncio.sleep(0.5)
+from gpsoc_kit.testing.flows import eventually
 
 
 async def free_slots(gateway, headers) -> list[dict[str, Any]]:  # noqa: ANN001
     now = dt.datetime.now(dt.UTC)
-    params = [("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
-              ("start", "le" + (now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")),
-              ("status", "free"), ("_include", "Slot:schedule"), ("_count", "100")]
+    params = [
+        ("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("start", "le" + (now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("status", "free"),
+        ("_include", "Slot:schedule"),
+        ("_count", "100"),
+    ]
     response = await gateway.get("/Slot", params=params, headers=headers)
     assert response.status_code == 200, response.text
     return [e["resource"] for e in response.json()["entry"] if e["search"]["mode"] == "match"]
@@ -42,12 +34,19 @@ async def test_book_a_demo_slot_then_a_recorded_death_cancels_it(gateway, token)
 
     async def book() -> Any:
         slot = (await free_slots(gateway, reception))[0]
-        response = await gateway.post("/Appointment", headers=reception, json={
-            "resourceType": "Appointment", "status": "booked",
-            "slot": [{"reference": f"Slot/{slot['id']}"}],
-            "start": slot["start"], "end": slot["end"],
-            "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
-            "description": "Review of cough"})
+        response = await gateway.post(
+            "/Appointment",
+            headers=reception,
+            json={
+                "resourceType": "Appointment",
+                "status": "booked",
+                "slot": [{"reference": f"Slot/{slot['id']}"}],
+                "start": slot["start"],
+                "end": slot["end"],
+                "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
+                "description": "Review of cough",
+            },
+        )
         # 422 until patient.registered.v1 has reached the appointments projection.
         return response if response.status_code == 201 else None
 
