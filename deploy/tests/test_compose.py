@@ -9,9 +9,12 @@ import re
 import pytest
 import yaml
 from deploy_support import REPO
+from devstack.platform import SERVICES as PLATFORM_SERVICES
 
 COMPOSE = REPO / "docker-compose.yml"
-SERVICES = ("patient-index", "appointments", "prescribing", "clinical-notes")
+# What `make run` runs is what compose must run: one registry for both.
+SERVICES = tuple(service.name for service in PLATFORM_SERVICES)
+DATABASES = {service.name: service.database for service in PLATFORM_SERVICES}
 # Long-running containers without a healthcheck, and why.
 NO_HEALTHCHECK = {"otel-collector": "distroless image: no shell or client to run a check with"}
 ONE_SHOT = "no"
@@ -66,7 +69,7 @@ def test_startup_is_ordered_by_conditions(compose):
 
 def test_services_connect_as_the_app_role_and_migrate_as_the_owner(compose):
     for service in SERVICES:
-        database = service.replace("-", "_")
+        database = DATABASES[service]
         for process in ("api", "relay", "consumer"):
             env = compose["services"][f"{service}-{process}"]["environment"]
             assert env["DATABASE_URL"].startswith(f"postgresql://{database}_app:")
@@ -75,7 +78,7 @@ def test_services_connect_as_the_app_role_and_migrate_as_the_owner(compose):
         migrate = compose["services"][f"{service}-migrate"]["environment"]
         assert migrate["MIGRATION_DATABASE_URL"].startswith(f"postgresql://{database}_owner:")
     assert set(compose["services"]["postgres"]["environment"]["GPSOC_DATABASES"].split()) == {
-        s.replace("-", "_") for s in SERVICES
+        DATABASES[s] for s in SERVICES
     }
 
 
@@ -156,7 +159,11 @@ def test_grafana_and_prometheus_are_provisioned_from_the_repo(compose):
     prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"]
                for t in sc["targets"]}
-    assert targets == {"gateway:8080", *(f"{s}-api:8000" for s in SERVICES)}
+    assert targets == {
+        "gateway:8080",
+        *(f"{s}-api:8000" for s in SERVICES),
+        *(f"{s}-{p}:9000" for s in SERVICES for p in ("relay", "consumer")),
+    }
 
 
 def test_our_containers_run_locked_down(compose):

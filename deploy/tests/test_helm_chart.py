@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import yaml
 from deploy_support import CHART, CI_VALUES, KUBE_VERSION, REPO, helm_template, missing_tool
+from devstack.platform import SERVICES as PLATFORM_SERVICES
 
 try:
     import kubernetes_validate
@@ -254,7 +255,7 @@ def test_migrations_are_hook_jobs_that_run_before_install_and_upgrade(rendered):
     docs = rendered["production-values"]
     jobs = kinds(docs, "Job")
     assert {j["metadata"]["name"] for j in jobs} == {
-        f"gpsoc-{s}-migrate" for s in ("patient-index", "appointments", "prescribing", "clinical-notes")
+        f"gpsoc-{s.name}-migrate" for s in PLATFORM_SERVICES
     }
     for job in jobs:
         assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
@@ -317,7 +318,7 @@ def test_adding_a_service_is_one_values_entry(helm):
 
 def test_templates_are_shared_not_per_service():
     for template in (CHART / "templates").iterdir():
-        for service in ("patient-index", "appointments", "prescribing", "clinical-notes"):
+        for service in (s.name for s in PLATFORM_SERVICES):
             assert service not in template.name and service not in template.read_text(), template
 
 
