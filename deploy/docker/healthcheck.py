@@ -2,8 +2,8 @@
 
 It asks PID 1 which process type the container runs (`python -m <module> <type>`):
   api                 GET http://127.0.0.1:$PORT/healthz must answer 200
-  relay, consumer     GET http://127.0.0.1:$HEALTH_PORT/healthz when HEALTH_PORT is set; until
-                      the chassis serves it, PID 1 must be alive and not a zombie
+  relay, consumer     GET http://127.0.0.1:$HEALTH_PORT/healthz when HEALTH_PORT is set (the
+                      chassis worker runtime serves it); without it, PID 1 must be alive
   migrate, others     healthy while running (a one-shot step)
 Standard library only: the image has no curl, and this must start fast.
 """
