@@ -110,12 +110,9 @@ def audit_event(
         ],
         "source": {"site": principal.practice, "observer": {"display": source}},
         "entity": entities,
-        "extension": [
-            {
-                "url": "https://opengpsoc.org/fhir/StructureDefinition/audit-practice",
-                "valueString": principal.practice,
-            },
-        ],
+        # The practice is source.site; request and trace ids are our published extensions
+        # (fhir/definitions/StructureDefinition-request-id.json, -trace-id.json).
+        "extension": [],
     }
     if outcome_desc:
         event["outcomeDesc"] = outcome_desc
@@ -133,6 +130,8 @@ def audit_event(
                 "valueString": trace_id,
             }
         )
+    if not event["extension"]:
+        del event["extension"]
     return event
 
 

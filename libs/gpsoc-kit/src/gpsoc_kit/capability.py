@@ -33,30 +33,33 @@ class ResourceCapability:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_fhir(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "type": self.type,
-            "profile": self.profile,
-            "interaction": [{"code": code} for code in self.interactions],
-            "versioning": self.versioning,
-            "readHistory": "history-instance" in self.interactions,
-            "updateCreate": False,
-            "conditionalCreate": False,
-            "conditionalUpdate": self.conditional_update,
-            "conditionalDelete": "not-supported",
-            "searchParam": [
+        entry: dict[str, Any] = {"type": self.type, "profile": self.profile}
+        # FHIR forbids empty arrays: a type served only through operations lists none.
+        if self.interactions:
+            entry["interaction"] = [{"code": code} for code in self.interactions]
+            entry.update(
+                versioning=self.versioning,
+                readHistory="history-instance" in self.interactions,
+                updateCreate=False,
+                conditionalCreate=False,
+                conditionalUpdate=self.conditional_update,
+                conditionalDelete="not-supported",
+            )
+        if self.search_params:
+            entry["searchParam"] = [
                 {
                     "name": p.name,
                     "type": p.type,
                     **({"documentation": p.documentation} if p.documentation else {}),
                 }
                 for p in self.search_params
-            ],
-        }
+            ]
         if self.operations:
             entry["operation"] = [
                 {"name": op, "definition": f"https://opengpsoc.org/fhir/OperationDefinition/{op}"}
                 for op in self.operations
             ]
+        entry.update(self.extra)
         return entry
 
 
