@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from gpsoc_kit import metrics
-from gpsoc_kit.auth import TokenVerifier, bearer_token
+from gpsoc_kit.auth import bearer_token
 from gpsoc_kit.fhir import FhirError, FhirResponse
 from gpsoc_kit.http import RequestContextMiddleware, add_health_routes, install_error_handlers
+from gpsoc_kit.service import verifier_for
 from gpsoc_kit.telemetry import practice_var
 from starlette.responses import Response
 
@@ -38,14 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             timeout=settings.upstream_timeout_seconds,
             connect_timeout=settings.upstream_connect_timeout_seconds,
         )
-        app.state.token_verifier = TokenVerifier(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            jwks_file=settings.jwt_jwks_file,
-            jwks_url=settings.jwt_jwks_url,
-            algorithms=settings.jwt_algorithms,
-            leeway_seconds=settings.jwt_leeway_seconds,
-        )
+        app.state.token_verifier = verifier_for(settings)
         try:
             yield
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -22,6 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     seed.add_argument("--file", required=True, type=Path)
     args = parser.parse_args(argv)
 
+    from gpsoc_kit import service
+
+    from .adapters.tables import inbox, outbox
     from .config import Settings
 
     settings = Settings()
@@ -32,66 +34,24 @@ def main(argv: list[str] | None = None) -> None:
 
         serve_api(create_app(settings), settings)
     elif args.command == "relay":
-        _run_relay(settings)
+        service.run_relay(settings, outbox)
     elif args.command == "consumer":
-        _run_consumer(settings)
-    elif args.command == "migrate":
-        from gpsoc_kit.migrations import upgrade
+        from .entrypoints.api.app import unit_of_work_factory
+        from .entrypoints.consumer import HANDLERS, PDS_TOPIC
 
-        if not settings.migration_database_url:
-            sys.exit("MIGRATION_DATABASE_URL is not set")
-        upgrade(SERVICE_DIR, settings.migration_database_url)
+        service.run_consumer(
+            settings,
+            group=f"{settings.service_name}.pds",
+            topics=(PDS_TOPIC,),
+            inbox=inbox,
+            handlers=HANDLERS,
+            unit_of_work=lambda engine: unit_of_work_factory(engine, settings),
+        )
+    elif args.command == "migrate":
+        service.migrate(SERVICE_DIR, settings)
     elif args.command == "seed-demo":
         counts = asyncio.run(_seed(settings, json.loads(args.file.read_text())))
         print(json.dumps({"seeded": counts}))
-
-
-def _run_relay(settings) -> None:  # noqa: ANN001
-    from gpsoc_kit.db import create_engine
-    from gpsoc_kit.relay import OutboxRelay, RelayConfig
-    from gpsoc_kit.runtime import run_worker
-
-    from .adapters.tables import outbox
-
-    async def build():  # noqa: ANN202
-        engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
-        relay = OutboxRelay(
-            RelayConfig(
-                settings.service_name, settings.database_url, settings.kafka_bootstrap_servers
-            ),
-            engine,
-            outbox,
-        )
-        return relay, engine.dispose
-
-    run_worker(settings, build)
-
-
-def _run_consumer(settings) -> None:  # noqa: ANN001
-    from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner
-    from gpsoc_kit.db import create_engine
-    from gpsoc_kit.runtime import run_worker
-
-    from .adapters.tables import inbox
-    from .entrypoints.api.app import unit_of_work_factory
-    from .entrypoints.consumer import HANDLERS, PDS_TOPIC
-
-    async def build():  # noqa: ANN202
-        engine = create_engine(settings.database_url, pool_size=4, max_overflow=2)
-        runner = ConsumerRunner(
-            ConsumerConfig(
-                settings.service_name,
-                f"{settings.service_name}.pds",
-                (PDS_TOPIC,),
-                settings.kafka_bootstrap_servers,
-            ),
-            unit_of_work=unit_of_work_factory(engine, settings),
-            inbox=inbox,
-            handlers=HANDLERS,
-        )
-        return runner, engine.dispose
-
-    run_worker(settings, build)
 
 
 async def _seed(settings, dataset):  # noqa: ANN001, ANN202
