@@ -20,76 +20,6 @@ def find(scenarios: list[dict[str, Any]], system: str, op: str, mode: str) -> di
     return None
 
 
-def evaluate_targets(scenarios: list[dict[str, Any]], *, rate: int) -> list[dict[str, Any]]:
-    """The issue's three targets for NHS-number search through the gateway."""
-    sat = find(scenarios, "gateway", "nhs", "saturation")
-    fixed = find(scenarios, "gateway", "nhs", "rate")
-    floor = find(scenarios, "floor", "nhs", "saturation")
-    targets = []
-
-    def verdict(
-        name: str, measured: float | None, goal: str, ok: bool | None, note: str = ""
-    ) -> None:
-        status = "NOT RUN" if ok is None else ("PASS" if ok else "MISS")
-        targets.append(
-            {"target": name, "measured": measured, "goal": goal, "status": status, "note": note}
-        )
-
-    def clean(s: dict[str, Any]) -> tuple[bool, str]:
-        ratio = s["result"]["success_ratio"]
-        return ratio >= MIN_SUCCESS, ("" if ratio >= MIN_SUCCESS else f"success ratio {ratio:.4f}")
-
-    if sat:
-        ok, note = clean(sat)
-        tput = sat["result"]["throughput"]
-        verdict(
-            "NHS-number search via gateway, saturation throughput",
-            round(tput, 1),
-            ">= 800 req/s",
-            ok and tput >= 800,
-            note,
-        )
-    else:
-        verdict("NHS-number search via gateway, saturation throughput", None, ">= 800 req/s", None)
-    if fixed:
-        ok, note = clean(fixed)
-        p95 = fixed["result"]["latency_ms"]["p95"]
-        verdict(
-            f"NHS-number search via gateway, p95 at {rate} req/s",
-            round(p95, 2),
-            "<= 15 ms",
-            ok and p95 <= 15,
-            note,
-        )
-    elif sat and sat["result"]["throughput"] < rate:
-        verdict(
-            f"NHS-number search via gateway, p95 at {rate} req/s",
-            None,
-            "<= 15 ms",
-            False,
-            f"not run: saturation throughput {sat['result']['throughput']:.1f} < {rate} req/s",
-        )
-    else:
-        verdict(f"NHS-number search via gateway, p95 at {rate} req/s", None, "<= 15 ms", None)
-    if sat and floor:
-        ok, note = clean(sat)
-        ratio = (
-            sat["result"]["throughput"] / floor["result"]["throughput"]
-            if floor["result"]["throughput"]
-            else 0
-        )
-        verdict(
-            "NHS-number search via gateway / floor throughput",
-            round(ratio, 3),
-            ">= 0.5",
-            ok and ratio >= 0.5,
-            note,
-        )
-    else:
-        verdict("NHS-number search via gateway / floor throughput", None, ">= 0.5", None)
-    return targets
-
-
 def layer_ratios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Saturation throughput per operation on each system, and what each layer keeps."""
     rows = []
@@ -124,6 +54,15 @@ def _cpu_text(cpu: dict[str, float]) -> str:
         "postgres": "pg",
         "kafka": "kafka",
         "floor": "floor",
+        "appointments-api": "appt",
+        "appointments-relay": "appt-relay",
+        "appointments-consumer": "appt-cons",
+        "prescribing-api": "rx",
+        "prescribing-relay": "rx-relay",
+        "prescribing-consumer": "rx-cons",
+        "clinical-notes-api": "notes",
+        "clinical-notes-relay": "notes-relay",
+        "clinical-notes-consumer": "notes-cons",
         "vegeta": "vegeta",
         "outside": "OUTSIDE",
     }
@@ -139,12 +78,13 @@ def table(scenarios: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         f"{'p99 ms':>8} {'max ms':>8} {'ok':>7}  CPU % of a core (2 cores = 200)"
     )
     lines = [header, "-" * len(header)]
+    suite = None
     for s in scenarios:
-        mode = (
-            "sat/" + str(settings["concurrency"])
-            if s["mode"] == "saturation"
-            else f"{settings['rate']}/s"
-        )
+        if s.get("suite") != suite:
+            suite = s.get("suite")
+            lines.append(f"[{suite}]")
+        rate = s.get("target_rate") or settings["rate"]
+        mode = "sat/" + str(settings["concurrency"]) if s["mode"] == "saturation" else f"{rate}/s"
         label = f"{OPERATION_TITLES[s['operation']]:<21} {SYSTEM_TITLES[s['system']]:<8} {mode:<11}"
         if "skipped" in s:
             lines.append(f"{label} SKIPPED: {s['skipped']}")
@@ -196,8 +136,44 @@ def target_lines(targets: list[dict[str, Any]]) -> str:
     for t in targets:
         measured = "-" if t["measured"] is None else t["measured"]
         note = f"  ({t['note']})" if t["note"] else ""
-        lines.append(f"{t['status']:<8} {t['target']}: {measured} (target {t['goal']}){note}")
+        suite = f"[{t['suite']}] " if t.get("suite") else ""
+        lines.append(
+            f"{t['status']:<8} {suite}{t['target']}: {measured} (target {t['goal']}){note}"
+        )
     return "\n".join(lines)
+
+
+def load_text(load: dict[str, Any] | None) -> str:
+    if not load:
+        return "-"
+    keys = (
+        "patients",
+        "slots",
+        "practices",
+        "patients_projected",
+        "entries",
+        "issue_plans",
+        "authorisation_patients",
+    )
+    parts = [f"{k} {load[k]:,}" for k in keys if isinstance(load.get(k), int)]
+    seconds = load.get("seconds")
+    if seconds is None:
+        seconds = sum(
+            v for k, v in load.items() if k.endswith("seconds") and isinstance(v, int | float)
+        )
+    return ", ".join(parts) + f" ({seconds:.0f}s)"
+
+
+def contention_text(c: dict[str, Any]) -> str:
+    if "double_bookings" not in c:
+        return f"Contention: NOT RUN ({c.get('error', '?')})"
+    return (
+        f"Contention ({c['clients']} clients x {c['slots']} popular slots via {c['via']}, "
+        f"{c['seconds']}s): {c['created_201']} x 201, {c['conflict_409']} x 409 "
+        f"({', '.join(c['conflict_codes']) or '-'}), all statuses {c['status_codes']}; "
+        f"{c['popular_slots_booked']}/{c['slots']} popular slots booked; double bookings "
+        f"found by the database query: {c['double_bookings']}"
+    )
 
 
 def save(results: dict[str, Any], results_dir: Path, stamp: str) -> Path:

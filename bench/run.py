@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import os
 import platform as py_platform
 import shutil
@@ -15,18 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from . import cpu, report
-from .dataset import PRACTICES, NhsNumbers, generate
-from .loader import load, superuser_connect
-from .settings import FLOOR_OPERATIONS, OPERATION_TITLES, SYSTEM_TITLES, BenchSettings
-from .targets import EXPECTED_STATUS, System, TargetFactory, new_patients, request_for
+from .loader import superuser_connect
+from .settings import OPERATION_TITLES, SUITE_SERVICES, SYSTEM_TITLES, BenchSettings
+from .suites import SUITE_CLASSES, Context, PatientsSuite, Suite, per_second
+from .targets import EXPECTED_STATUS, System
 from .vegeta import VegetaError, attack, ensure_vegeta, summarise
 
-# The most registrations per second any run here could reach; target files for a
-# registration attack hold this many per second of attack, so no NHS number repeats.
-MAX_REGISTRATION_RATE = 3000
 # CPU (% of one core) used by processes outside the bench's stack above which a run warns.
 OUTSIDE_CPU_WARNING = 25
 # The stack counts as idle below this much CPU (% of one core, all its processes together).
@@ -57,12 +51,18 @@ def _git(repo_root: Path) -> dict[str, Any]:
     return {"commit": run("rev-parse", "HEAD"), "dirty": bool(run("status", "--porcelain"))}
 
 
-async def _outbox_backlog(superuser_url: str) -> int:
-    conn = await superuser_connect(superuser_url)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
-    finally:
-        await conn.close()
+async def _outbox_backlog(superuser_urls: dict[str, str]) -> dict[str, int]:
+    """Events not yet published, per service database."""
+    backlog = {}
+    for name, url in superuser_urls.items():
+        conn = await superuser_connect(url)
+        try:
+            backlog[name] = int(
+                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
+        finally:
+            await conn.close()
+    return backlog
 
 
 class Bench:
@@ -72,20 +72,27 @@ class Bench:
         self.scenarios: list[dict[str, Any]] = []
         self.results: dict[str, Any] = {}
         self.dead: dict[str, dict[str, Any]] = {}  # platform processes that died meanwhile
+        self.outboxes: dict[str, str] = {}  # service -> superuser URL of its database
 
     # ----- steps ----------------------------------------------------------------------
-    def settle(self, superuser_url: str, roots: dict[str, int] | None = None) -> dict[str, Any]:
-        """Wait (bounded by BENCH_SETTLE_MAX) until the relay has published the outbox and
-        the stack is idle, so that one scenario's left-over work (events to publish,
-        requests still queued after an overload) is not done on the next one's time."""
+    def settle(self, roots: dict[str, int] | None = None) -> dict[str, Any]:
+        """Wait (bounded by BENCH_SETTLE_MAX) until the relays have published the outboxes
+        and the stack is idle, so that one scenario's left-over work (events to publish,
+        consumers projecting them, requests still queued after an overload) is not done on
+        the next one's time."""
         started = time.monotonic()
         limit = started + self.settings.settle_max
-        backlog = asyncio.run(_outbox_backlog(superuser_url))
+
+        def pending() -> int:
+            backlog = asyncio.run(_outbox_backlog(self.outboxes))
+            # A dead relay never drains its outbox: do not wait for it.
+            return sum(n for name, n in backlog.items() if f"{name}-relay" not in self.dead)
+
+        backlog = pending()
         first = backlog
-        relay_alive = "patient-index-relay" not in self.dead
-        while backlog and relay_alive and time.monotonic() < limit:
+        while backlog and time.monotonic() < limit:
             time.sleep(0.5)
-            backlog = asyncio.run(_outbox_backlog(superuser_url))
+            backlog = pending()
         busy = None
         if roots:
             while time.monotonic() < limit:
@@ -100,23 +107,6 @@ class Bench:
             "stack_cpu": busy,
             "seconds": round(time.monotonic() - started, 1),
         }
-
-    def over_capacity(self, system: str, op: str, mode: str) -> str | None:
-        """Why a fixed-rate scenario above the capacity measured at saturation is not run:
-        it would only measure a growing queue, and leave a backlog of requests that the
-        service goes on serving (its clients long gone) well into the next scenarios."""
-        if mode != "rate":
-            return None
-        sat = report.find(self.scenarios, system, op, "saturation")
-        if sat is None:
-            return None
-        capacity = sat["result"]["throughput"]
-        if capacity < self.settings.rate:
-            return (
-                f"capacity at saturation is {capacity:.1f} req/s, below {self.settings.rate} "
-                "req/s: it cannot be sustained"
-            )
-        return None
 
     def check_processes(self, stack: Any, when: str) -> None:
         """Note (loudly) any platform process that died; the run then counts as broken."""
@@ -135,55 +125,20 @@ class Bench:
                 f"see {child.log_file}"
             )
 
-    def sanity(self, system: System, op: str, factory: TargetFactory) -> str | None:
-        """One request by hand; None if it answered as it should, else what went wrong."""
-        if op == "register":
-            patient = next(new_patients(1, factory.numbers, factory.rng, PRACTICES, 10**9))
-        else:
-            patient = factory.loaded[len(factory.loaded) // 2]
-        target = request_for(op, system, patient, factory.rng)
-        try:
-            response = httpx.request(
-                target.method,
-                target.url,
-                headers=dict(target.headers),
-                content=target.body,
-                timeout=10,
-            )
-        except httpx.HTTPError as error:
-            return f"{target.method} {target.url}: {error!r}"
-        if response.status_code != EXPECTED_STATUS[op]:
-            return (
-                f"{target.method} {target.url.split('?')[0]} answered {response.status_code}, "
-                f"expected {EXPECTED_STATUS[op]}: {response.text[:300]}"
-            )
-        if op in ("nhs", "read"):
-            body = response.json()
-            found = (
-                body.get("id")
-                if op == "read"
-                else ((body.get("entry") or [{}])[0].get("resource", {}).get("id"))
-            )
-            if found != patient.id:
-                return (
-                    f"{op}: expected patient {patient.id}, got {found} ({json.dumps(body)[:200]})"
-                )
-        return None
-
     def scenario(
         self,
         vegeta: Path,
+        suite: Suite,
         system: System,
         op: str,
         mode: str,
-        factory: TargetFactory,
         roots: dict[str, int],
-        superuser_url: str,
         work: Path,
     ) -> dict[str, Any]:
         s = self.settings
-        rate = None if mode == "saturation" else s.rate
+        rate = None if mode == "saturation" else suite.rate
         entry: dict[str, Any] = {
+            "suite": suite.name,
             "system": system.name,
             "operation": op,
             "mode": mode,
@@ -191,14 +146,14 @@ class Bench:
             "target_rate": rate,
             "duration_s": s.duration,
         }
-        per_second = MAX_REGISTRATION_RATE if rate is None else int(rate * 1.5) + 50
-        title = f"{OPERATION_TITLES[op]} via {SYSTEM_TITLES[system.name]}, " + (
+        budget = per_second(op, rate)
+        title = f"{suite.name}: {OPERATION_TITLES[op]} via {SYSTEM_TITLES[system.name]}, " + (
             f"saturation ({s.concurrency} clients)" if rate is None else f"{rate} req/s"
         )
         say(f"bench: {title}")
         timeout = s.request_timeout
         if s.warmup > 0:
-            warm_file, _ = factory.write(op, system, max_requests=int(per_second * s.warmup) + 100)
+            warm_file, _ = suite.write(op, system, max_requests=int(budget * s.warmup) + 100)
             warm = attack(
                 vegeta,
                 warm_file,
@@ -213,11 +168,9 @@ class Bench:
                 "requests": warm.report.get("requests"),
                 "status_codes": warm.report.get("status_codes"),
             }
-        targets_file, count = factory.write(
-            op, system, max_requests=int(per_second * s.duration) + 100
-        )
+        targets_file, count = suite.write(op, system, max_requests=int(budget * s.duration) + 100)
         entry["targets"] = count
-        entry["settle_before"] = self.settle(superuser_url, roots)
+        entry["settle_before"] = self.settle(roots)
         cpu_before, busy_before = cpu.snapshot(roots), cpu.machine_busy()
         own_before = cpu.own_seconds()
         result = attack(
@@ -233,6 +186,7 @@ class Bench:
         own_after = cpu.own_seconds()
         targets_file.unlink(missing_ok=True)
         entry["result"] = summarise(result.report, EXPECTED_STATUS[op])
+        entry["rate_label"] = f"sat/{s.concurrency}" if rate is None else f"{rate}/s"
         usage = cpu.usage(cpu_before, cpu_after, result.wall_seconds)
         usage["vegeta"] = round(100 * result.cpu_seconds / result.wall_seconds, 1)
         usage["bench"] = round(100 * (own_after - own_before) / result.wall_seconds, 1)
@@ -243,10 +197,19 @@ class Bench:
             max(0.0, usage["machine"] - sum(v for k, v in usage.items() if k != "machine")), 1
         )
         entry["cpu"] = usage
-        entry["outbox_backlog_after"] = asyncio.run(_outbox_backlog(superuser_url))
+        entry["outbox_backlog_after"] = asyncio.run(_outbox_backlog(self.outboxes))
         r = entry["result"]
+        notes = []
         if rate is not None and r["rate"] < 0.95 * rate:
-            entry["note"] = f"sent only {r['rate']:.1f} req/s of the {rate} asked"
+            notes.append(f"sent only {r['rate']:.1f} req/s of the {rate} asked")
+        if suite.consumes(op) and r["requests"] > count:
+            notes.append(
+                f"{r['requests']} requests for {count} distinct targets: vegeta repeated some "
+                "(each can succeed only once)"
+            )
+        if notes:
+            entry["note"] = "; ".join(notes)
+            say(f"bench:   !! {entry['note']}")
         lat = r["latency_ms"]
         flag = "" if r["success_ratio"] == 1 else f"  !! ERRORS: status codes {r['status_codes']}"
         say(
@@ -256,6 +219,85 @@ class Bench:
             f"{usage['vegeta']:.0f}%{flag}"
         )
         return entry
+
+    def run_suite(self, vegeta: Path, suite: Suite, stack: Any, work: Path) -> None:
+        """Load the suite's data, then every operation x system x mode, then its extras."""
+        say(f"bench: ===== {suite.title} =====")
+        self.check_processes(stack, f"loading {suite.name}")
+        started = time.monotonic()
+        load_problem = None
+        try:
+            suite.section["load"] = suite.prepare()
+            suite.make_systems()
+        except (KeyboardInterrupt, _Terminated):
+            raise
+        except Exception as error:  # noqa: BLE001 - the other suites still run
+            load_problem = f"loading failed: {type(error).__name__}: {error}"
+            say(f"bench: !! {suite.name}: {load_problem}")
+        suite.section["load_seconds"] = round(time.monotonic() - started, 1)
+        roots = stack.process_roots()
+        if load_problem is None:
+            say(f"bench: {suite.name}: settling after the load: {self.settle(roots)}")
+        for name in suite.system_names():
+            for op in suite.ops_for(name):
+                problem = load_problem or suite.missing.get(name)
+                if problem is None:
+                    self.settle(roots)
+                    try:
+                        problem = suite.sanity(suite.systems[name], op)
+                    except Exception as error:  # noqa: BLE001
+                        problem = f"sanity request failed: {type(error).__name__}: {error}"
+                for mode in suite.modes_for(op):
+                    self.check_processes(stack, f"{suite.name} {name} {op} {mode}")
+                    base = {"suite": suite.name, "system": name, "operation": op, "mode": mode}
+                    rate = None if mode == "saturation" else suite.rate
+                    base["target_rate"] = rate
+                    over = self.over_capacity_in(suite, name, op, mode)
+                    if problem:
+                        say(
+                            f"bench: !! {suite.name}: {OPERATION_TITLES[op]} via "
+                            f"{SYSTEM_TITLES[name]} ({mode}) NOT RUN: {problem}"
+                        )
+                        self.record(suite, {**base, "error": problem})
+                        continue
+                    if over:
+                        say(
+                            f"bench: !! {OPERATION_TITLES[op]} via {SYSTEM_TITLES[name]} at "
+                            f"{suite.rate} req/s SKIPPED: {over}"
+                        )
+                        self.record(suite, {**base, "skipped": over})
+                        continue
+                    self.record(
+                        suite,
+                        self.scenario(vegeta, suite, suite.systems[name], op, mode, roots, work),
+                    )
+        if load_problem is None:
+            self.settle(roots)
+            try:
+                suite.after()
+            except (KeyboardInterrupt, _Terminated):
+                raise
+            except Exception as error:  # noqa: BLE001
+                say(f"bench: !! {suite.name}: {type(error).__name__}: {error}")
+                suite.section["after_error"] = f"{type(error).__name__}: {error}"
+
+    def record(self, suite: Suite, entry: dict[str, Any]) -> None:
+        self.scenarios.append(entry)
+        suite.section["scenarios"].append(entry)
+
+    def over_capacity_in(self, suite: Suite, system: str, op: str, mode: str) -> str | None:
+        if mode != "rate":
+            return None
+        sat = report.find(suite.section["scenarios"], system, op, "saturation")
+        if sat is None:
+            return None
+        capacity = sat["result"]["throughput"]
+        if capacity < suite.rate:
+            return (
+                f"capacity at saturation is {capacity:.1f} req/s, below {suite.rate} "
+                "req/s: it cannot be sustained"
+            )
+        return None
 
     # ----- the run --------------------------------------------------------------------
     def run(self) -> int:
@@ -282,109 +324,59 @@ class Bench:
                 "operations": list(s.operations),
                 "systems": list(s.systems),
                 "modes": list(s.modes),
+                "suites": list(s.suites),
+                "appointments": {
+                    "practices": s.appointment_practices,
+                    "patients_per_practice": s.appointment_patients_per_practice,
+                    "rate": s.appointments_rate,
+                    "contention_clients": s.contention_clients,
+                    "contention_slots": s.contention_slots,
+                },
+                "prescribing": {"rate": s.prescribing_rate},
+                "clinical": {
+                    "patients": s.clinical_patients,
+                    "entries_per_patient": s.clinical_entries,
+                    "rate": s.clinical_rate,
+                },
             },
-            "scenarios": self.scenarios,
+            "suites": {},
         }
         broken: str | None = None
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         stack = BenchStack(say)
         work = stack.config.state_dir / "work"
+        self.suites: list[Suite] = []
         try:
             vegeta = ensure_vegeta(self.repo_root, say)
             self.results["vegeta"] = str(vegeta)
             t0 = time.monotonic()
-            handle = stack.start(floor="floor" in s.systems)
+            services = tuple(service for suite in s.suites for service in SUITE_SERVICES[suite])
+            handle = stack.start(
+                services=services, floor="floor" in s.systems and "patients" in s.suites
+            )
             self.results["gateway_env"] = {name: os.environ.get(name) for name in GATEWAY_BENCH_ENV}
             self.results["stack_start_seconds"] = round(time.monotonic() - t0, 1)
-            database = handle.databases["patient-index"]
-            say(f"bench: generating {s.patients:,} patients")
-            numbers = NhsNumbers()
-            patients = list(generate(s.patients, numbers, seed=s.seed))
-            say(f"bench: loading them ({s.loader})")
-            stats = asyncio.run(
-                load(
-                    patients,
-                    app_url=database.app_url,
-                    superuser_url=database.superuser_url,
-                    method=s.loader,
-                    say=say,
-                )
-            )
-            self.results["load"] = stats.as_dict()
-            say(
-                f"bench: loaded {stats.patients:,} patients in {stats.seconds:.1f}s "
-                f"(+{stats.vacuum_seconds:.1f}s VACUUM ANALYZE)"
-            )
-            if s.loader == "handlers":
-                say(
-                    f"bench: relay drained the load's events: {self.settle(database.superuser_url)}"
-                )
-
-            keys = stack.test_stack.keys
-            tokens = {
-                role: {p: keys.mint_token(role, p) for p in PRACTICES}
-                for role in ("gp", "receptionist")
+            self.outboxes = {
+                name: handle.databases[name].superuser_url for name in handle.service_urls
             }
-            systems: dict[str, System] = {}
-            missing: dict[str, str] = {}
-            if "gateway" in s.systems:
-                if stack.has_gateway:
-                    systems["gateway"] = System("gateway", handle.fhir_base, tokens)
+            ctx = Context(
+                settings=s,
+                repo_root=self.repo_root,
+                handle=handle,
+                keys=stack.test_stack.keys,
+                work=work,
+                say=say,
+                has_gateway=stack.has_gateway,
+            )
+            for name in s.suites:
+                if name == "patients":
+                    suite: Suite = PatientsSuite(ctx, stack.floor.url if stack.floor else None)
                 else:
-                    missing["gateway"] = (
-                        "the gateway is not there (python -m gpsoc_gateway missing)"
-                    )
-            if "direct" in s.systems:
-                systems["direct"] = System("direct", handle.service_urls["patient-index"], tokens)
-            if "floor" in s.systems and stack.floor:
-                systems["floor"] = System("floor", stack.floor.url, {})
-            self.results["stack"] = {name: system.base_url for name, system in systems.items()}
-
-            factory = TargetFactory(work / "targets", patients, numbers, seed=s.seed + 1)
-            roots = stack.process_roots()
-            for name in ("floor", "direct", "gateway"):
-                if name not in s.systems:
-                    continue
-                ops = [op for op in s.operations if name != "floor" or op in FLOOR_OPERATIONS]
-                for op in ops:
-                    problem = missing.get(name)
-                    if problem is None:
-                        self.settle(database.superuser_url, roots)
-                        problem = self.sanity(systems[name], op, factory)
-                    for mode in s.modes:
-                        self.check_processes(stack, f"{name} {op} {mode}")
-                        over = self.over_capacity(name, op, mode)
-                        if over and not problem:
-                            say(
-                                f"bench: !! {OPERATION_TITLES[op]} via {SYSTEM_TITLES[name]} at "
-                                f"{s.rate} req/s SKIPPED: {over}"
-                            )
-                            self.scenarios.append(
-                                {"system": name, "operation": op, "mode": mode, "skipped": over}
-                            )
-                            continue
-                        if problem:
-                            say(
-                                f"bench: !! {OPERATION_TITLES[op]} via {SYSTEM_TITLES[name]} "
-                                f"({mode}) "
-                                f"NOT RUN: {problem}"
-                            )
-                            self.scenarios.append(
-                                {"system": name, "operation": op, "mode": mode, "error": problem}
-                            )
-                            continue
-                        self.scenarios.append(
-                            self.scenario(
-                                vegeta,
-                                systems[name],
-                                op,
-                                mode,
-                                factory,
-                                roots,
-                                database.superuser_url,
-                                work,
-                            )
-                        )
+                    suite = SUITE_CLASSES[name](ctx)
+                self.suites.append(suite)
+                self.results["suites"][name] = suite.section
+                suite.section["title"] = suite.title
+                self.run_suite(vegeta, suite, stack, work)
         except (KeyboardInterrupt, _Terminated):
             broken = "interrupted"
             say("bench: interrupted; stopping the stack")
@@ -407,7 +399,19 @@ class Bench:
             broken = "platform process(es) died during the run: " + ", ".join(self.dead)
         self.results["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
         self.results["broken"] = broken
-        self.results["targets"] = report.evaluate_targets(self.scenarios, rate=s.rate)
+        targets = []
+        for suite in self.suites:
+
+            def find(system: str, op: str, mode: str, _suite: Suite = suite):
+                return report.find(_suite.section["scenarios"], system, op, mode)
+
+            try:
+                suite.section["targets"] = suite.targets(find)
+            except Exception as error:  # noqa: BLE001 - a verdict must not lose the results
+                suite.section["targets"] = []
+                say(f"bench: {suite.name}: could not evaluate targets: {error!r}")
+            targets += suite.section["targets"]
+        self.results["targets"] = targets
         self.results["layer_ratios"] = report.layer_ratios(self.scenarios)
         path = report.save(self.results, s.results_dir, stamp)
         self.print_summary(path)
@@ -419,15 +423,21 @@ class Bench:
         r = self.results
         say("")
         say("=" * 110)
-        load_info = r.get("load", {})
         say(
             f" openGPSoC bench  {r['started_at']}  {r['machine']['cpus']} CPUs  "
-            f"{load_info.get('patients', 0):,} patients  {s.duration:g}s per scenario "
+            f"suites {','.join(s.suites)}  {s.duration:g}s per scenario "
             f"(+{s.warmup:g}s warm-up)  commit {r['git']['commit'][:10]}"
             f"{'+dirty' if r['git']['dirty'] else ''}"
         )
         say("=" * 110)
+        for name, section in r["suites"].items():
+            say(f" {section.get('title', name)}: loaded {report.load_text(section.get('load'))}")
+        say("")
         say(report.table(self.scenarios, {"concurrency": s.concurrency, "rate": s.rate}))
+        contention = r["suites"].get("appointments", {}).get("contention")
+        if contention:
+            say("")
+            say(report.contention_text(contention))
         say("")
         say("Saturation throughput (req/s) and what each layer keeps of the one below it:")
         say(report.ratio_table(r["layer_ratios"]))

@@ -9,10 +9,27 @@ from pathlib import Path
 
 OPERATIONS = ("read", "nhs", "phonetic", "register")
 OPERATION_TITLES = {
+    # patients (issue 2)
     "read": "read by id",
     "nhs": "search by NHS number",
     "phonetic": "fuzzy name search",
     "register": "registration",
+    # appointments (issue 3)
+    "slot-search": "free-slot search",
+    "book": "booking",
+    # prescribing (issue 5)
+    "authorise": "authorise (checks)",
+    "issue": "issue",
+    # clinical-notes (issue 4)
+    "summary": "patient summary",
+}
+SUITES = ("patients", "appointments", "prescribing", "clinical")
+# What each suite needs started (devstack.platform.SERVICES names).
+SUITE_SERVICES = {
+    "patients": ("patient-index",),
+    "appointments": ("appointments",),
+    "prescribing": ("prescribing",),
+    "clinical": ("clinical-notes",),
 }
 SYSTEMS = ("gateway", "direct", "floor")
 SYSTEM_TITLES = {"gateway": "gateway", "direct": "service", "floor": "floor"}
@@ -51,6 +68,19 @@ class BenchSettings:
     systems: tuple[str, ...] = SYSTEMS
     modes: tuple[str, ...] = MODES
     loader: str = "copy"  # copy | handlers
+    suites: tuple[str, ...] = SUITES
+    # appointments (issue 3)
+    appointment_practices: int = 300  # x 6 clinicians x 28 days x 24 slots
+    appointment_patients_per_practice: int = 10
+    appointments_rate: int = 100
+    contention_clients: int = 64
+    contention_slots: int = 10
+    # prescribing (issue 5)
+    prescribing_rate: int = 50
+    # clinical-notes (issue 4)
+    clinical_patients: int = 100_000
+    clinical_entries: int = 100
+    clinical_rate: int = 100
     settle_max: float = 60.0  # seconds to wait for the relay to drain the outbox between scenarios
     request_timeout: float = 10.0
     seed: int = 20261123
@@ -62,6 +92,9 @@ class BenchSettings:
         loader = env.get("BENCH_LOADER", "copy")
         if loader not in ("copy", "handlers"):
             raise ValueError("BENCH_LOADER must be copy or handlers")
+        entries = int(env.get("BENCH_CLINICAL_ENTRIES", "100"))
+        if not 16 <= entries <= 1000:
+            raise ValueError("BENCH_CLINICAL_ENTRIES must be between 16 and 1000")
         return cls(
             duration=parse_seconds(env.get("BENCH_DURATION", "15")),
             warmup=parse_seconds(env.get("BENCH_WARMUP", "3")),
@@ -72,6 +105,18 @@ class BenchSettings:
             systems=_csv(env.get("BENCH_SYSTEMS"), SYSTEMS, "BENCH_SYSTEMS"),
             modes=_csv(env.get("BENCH_MODES"), MODES, "BENCH_MODES"),
             loader=loader,
+            suites=_csv(env.get("BENCH_SUITES"), SUITES, "BENCH_SUITES"),
+            appointment_practices=int(env.get("BENCH_APPOINTMENT_PRACTICES", "300")),
+            appointment_patients_per_practice=int(
+                env.get("BENCH_APPOINTMENT_PATIENTS_PER_PRACTICE", "10")
+            ),
+            appointments_rate=int(env.get("BENCH_APPOINTMENTS_RATE", "100")),
+            contention_clients=int(env.get("BENCH_CONTENTION_CLIENTS", "64")),
+            contention_slots=int(env.get("BENCH_CONTENTION_SLOTS", "10")),
+            prescribing_rate=int(env.get("BENCH_PRESCRIBING_RATE", "50")),
+            clinical_patients=int(env.get("BENCH_CLINICAL_PATIENTS", "100000")),
+            clinical_entries=int(env.get("BENCH_CLINICAL_ENTRIES", "100")),
+            clinical_rate=int(env.get("BENCH_CLINICAL_RATE", "100")),
             settle_max=parse_seconds(env.get("BENCH_SETTLE_MAX", "60")),
             seed=int(env.get("BENCH_SEED", "20261123")),
         )

@@ -107,7 +107,8 @@ class FloorApp:
 
 
 class BenchStack:
-    """PostgreSQL, Kafka, the patient index (api, relay, consumer), the gateway, the floor."""
+    """PostgreSQL, Kafka, the services of the chosen suites (api, relay, consumer each),
+    the gateway, the floor (with the patient index)."""
 
     def __init__(self, say=print) -> None:
         self.config = bench_config()
@@ -116,7 +117,9 @@ class BenchStack:
         self.platform: PlatformHandle | None = None
         self.floor: FloorApp | None = None
 
-    def start(self, *, floor: bool = True) -> PlatformHandle:
+    def start(
+        self, *, services: tuple[str, ...] = ("patient-index",), floor: bool = True
+    ) -> PlatformHandle:
         c = self.config
         # The gateway's per-user and per-practice rate limits would measure the limiter,
         # not the platform (a handful of bench users make every request); 0 turns them off.
@@ -128,9 +131,11 @@ class BenchStack:
             f"in {c.state_dir}"
         )
         self.test_stack.start()
-        self.say("bench: starting the patient index and the gateway (fresh database, migrations)")
-        self.platform = self.test_stack.start_platform(("patient-index",), gateway=True)
-        if floor:
+        self.say(
+            f"bench: starting {', '.join(services)} and the gateway (fresh databases, migrations)"
+        )
+        self.platform = self.test_stack.start_platform(services, gateway=True, ready_timeout=240)
+        if floor and "patient-index" in services:
             database = self.platform.databases["patient-index"]
             self.floor = FloorApp(
                 database.app_url, _port("FLOOR", BENCH_PORTS["FLOOR"]), c.logs_dir / "floor.log"

@@ -12,7 +12,17 @@ from pathlib import Path
 from .dataset import NHS_NUMBER_SYSTEM, NhsNumbers, SyntheticPatient, patient_resource, with_typo
 from .vegeta import Target, write_targets
 
-EXPECTED_STATUS = {"read": 200, "nhs": 200, "phonetic": 200, "register": 201}
+EXPECTED_STATUS = {
+    "read": 200,
+    "nhs": 200,
+    "phonetic": 200,
+    "register": 201,
+    "slot-search": 200,
+    "book": 201,
+    "authorise": 201,
+    "issue": 201,
+    "summary": 200,
+}
 FHIR_JSON = "application/fhir+json"
 
 

@@ -99,9 +99,12 @@ async def load_bench_slots(database_url: str, *, practices: Sequence[str] | None
         nonlocal inserted
         while not queue.empty():
             code = queue.get_nowait()
-            inserted += await _load_practice(engine, code, clinicians=clinicians, days=days,
-                                             slots_per_day=slots_per_day,
-                                             slot_minutes=slot_minutes, first_day=start_day)
+            # Awaited first, then added: `inserted += await ...` reads `inserted` before the
+            # await, and the other workers' additions in between would be lost.
+            loaded = await _load_practice(engine, code, clinicians=clinicians, days=days,
+                                          slots_per_day=slots_per_day,
+                                          slot_minutes=slot_minutes, first_day=start_day)
+            inserted += loaded
 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))

@@ -53,7 +53,8 @@ def make_audit_event(
     if recorded is not None:
         data["recorded"] = recorded
     if break_glass_reason is not None:
-        data["extension"].append({"url": BREAK_GLASS_REASON_URL, "valueString": break_glass_reason})
+        data.setdefault("extension", []).append({"url": BREAK_GLASS_REASON_URL,
+                                                 "valueString": break_glass_reason})
     subject = patient_ids[0] if len(patient_ids) == 1 else practice
     return CloudEvent(type=AUDIT_EVENT_TYPE, source=source, subject=subject, practice=practice,
                       data=data)

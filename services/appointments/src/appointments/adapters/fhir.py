@@ -10,7 +10,6 @@ from ..domain.rota import (
     DELIVERY_CHANNELS,
     NATIONAL_CATEGORIES,
     NATIONAL_CATEGORY_SYSTEM,
-    NATIONAL_CATEGORY_URL,
     SLOT_TYPE_SYSTEM,
     SLOT_TYPES,
     UK_CORE_DELIVERY_CHANNEL_URL,
@@ -36,10 +35,14 @@ def delivery_channel_extension(code: str) -> dict[str, Any]:
                                                  "display": display}]}}
 
 
-def national_category_extension(code: str) -> dict[str, Any]:
-    return {"url": NATIONAL_CATEGORY_URL,
-            "valueCoding": {"system": NATIONAL_CATEGORY_SYSTEM, "code": code,
-                            "display": NATIONAL_CATEGORIES.get(code, code)}}
+def national_category_concept(code: str) -> dict[str, Any]:
+    """The national appointment category, as a Slot/Appointment.serviceCategory entry."""
+    return {"coding": [{"system": NATIONAL_CATEGORY_SYSTEM, "code": code,
+                        "display": NATIONAL_CATEGORIES.get(code, code)}]}
+
+
+def service_categories(national_category: str) -> list[dict[str, Any]]:
+    return [GENERAL_PRACTICE_SERVICE, national_category_concept(national_category)]
 
 
 def slot_type_concept(code: str) -> dict[str, Any]:
@@ -61,9 +64,8 @@ def slot_resource(row: Any, now: dt.datetime) -> dict[str, Any]:
         "resourceType": "Slot",
         "id": row.id,
         "meta": meta(row.version_id, row.last_updated, UK_CORE_SLOT_PROFILE),
-        "extension": [delivery_channel_extension(row.delivery_channel),
-                      national_category_extension(row.national_category)],
-        "serviceCategory": [GENERAL_PRACTICE_SERVICE],
+        "extension": [delivery_channel_extension(row.delivery_channel)],
+        "serviceCategory": service_categories(row.national_category),
         "serviceType": [slot_type_concept(row.slot_type)],
         "schedule": {"reference": f"Schedule/{row.schedule_id}"},
         "status": effective_slot_status(row.status, row.hold_expires_at, now),
@@ -85,10 +87,15 @@ def schedule_resource(row: Any, *, horizon_start: dt.date, horizon_end: dt.date)
         "actor": [
             {"reference": f"Practitioner/{row.practitioner_id}",
              "display": row.practitioner_display},
-            {"display": row.location},
+            {**({"reference": row.location_reference} if row.location_reference else {}),
+             "display": row.location},
         ],
-        "planningHorizon": {"start": horizon_start.isoformat(), "end": horizon_end.isoformat()},
+        # A client's planningHorizon is kept as given; otherwise the rolling slot window.
+        "planningHorizon": row.planning_horizon or {"start": horizon_start.isoformat(),
+                                                    "end": horizon_end.isoformat()},
     }
+    if row.specialty:
+        resource["specialty"] = row.specialty
     if row.comment:
         resource["comment"] = row.comment
     return resource

@@ -133,11 +133,14 @@ class ScheduleRepository:
 
     async def add(self, *, schedule_id: str, practice: str, practitioner_id: str,
                   practitioner_display: str, location: str, comment: str | None,
-                  at: dt.datetime) -> None:
+                  at: dt.datetime, location_reference: str | None = None,
+                  specialty: list[Any] | None = None,
+                  planning_horizon: dict[str, Any] | None = None) -> None:
         await self._conn.execute(insert(schedules).values(
             id=schedule_id, practice_code=practice, practitioner_id=practitioner_id,
             practitioner_display=practitioner_display, location=location, active=True,
-            comment=comment, version_id=1, last_updated=at))
+            comment=comment, location_reference=location_reference, specialty=specialty,
+            planning_horizon=planning_horizon, version_id=1, last_updated=at))
 
     async def get(self, schedule_id: str) -> Any:
         return (await self._conn.execute(

@@ -70,6 +70,10 @@ schedules = Table(
     Column("location", Text, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("comment", Text, nullable=True),
+    # The location actor's reference (e.g. Location/...), when the client gave one.
+    Column("location_reference", Text, nullable=True),
+    Column("specialty", JSONB, nullable=True),  # Schedule.specialty as sent
+    Column("planning_horizon", JSONB, nullable=True),  # a client's Schedule.planningHorizon
     Column("version_id", Integer, nullable=False),
     Column("last_updated", DateTime(timezone=True), nullable=False),
     Index("ix_schedules_practice_practitioner", "practice_code", "practitioner_id"),

@@ -40,7 +40,8 @@ AMENDABLE = frozenset({"description", "comment"})
 # Fields an update may carry without meaning a change: server-managed or the status change itself.
 UPDATE_IGNORED = frozenset({"resourceType", "id", "meta", "text", "status", "cancelationReason"})
 # Optional fields of a booking request kept on the stored Appointment as sent.
-PASSED_THROUGH = ("reasonCode", "patientInstruction", "priority", "appointmentType")
+PASSED_THROUGH = ("reasonCode", "patientInstruction", "priority", "appointmentType",
+                  "specialty")
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -30,7 +30,8 @@ DELIVERY_CHANNELS = {
     "Home-visit": ("Home visit", HOME_VISIT_SYSTEM),
 }
 
-NATIONAL_CATEGORY_URL = "https://opengpsoc.org/fhir/StructureDefinition/national-appointment-category"
+# Carried as a coding in Slot.serviceCategory / Appointment.serviceCategory (no extension);
+# the CodeSystem is published in fhir/definitions.
 NATIONAL_CATEGORY_SYSTEM = "https://opengpsoc.org/fhir/CodeSystem/national-appointment-category"
 # NHS England's national appointment categories (GP appointment data).
 NATIONAL_CATEGORIES = {

@@ -22,12 +22,11 @@ from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import repository as repo
 from ..adapters.fhir import (
-    GENERAL_PRACTICE_SERVICE,
     delivery_channel_extension,
     instant,
     meta,
-    national_category_extension,
     schedule_resource,
+    service_categories,
     slot_resource,
     slot_type_concept,
 )
@@ -84,22 +83,42 @@ async def add_staff(uow: UnitOfWork, resource: dict[str, Any], *, role: str,
 
 async def create_schedule(uow: UnitOfWork, resource: dict[str, Any], *, window_days: int,
                           schedule_id: str | None = None) -> dict[str, Any]:
-    """A Schedule for one clinician at one location: actor = [Practitioner, location display]."""
+    """A Schedule for one clinician at one location: actor = [Practitioner, location].
+
+    The location actor needs a display and may reference a Location (kept as given);
+    specialty and a client's planningHorizon are kept as given too (UK Core must-support).
+    Without a planningHorizon the schedule's is the rolling window slots are generated over.
+    """
     if resource.get("resourceType") != "Schedule":
         raise InvalidResource([Problem("resourceType must be Schedule", "Schedule.resourceType")])
     actors = resource.get("actor") if isinstance(resource.get("actor"), list) else []
     practitioner_ids = [ref.split("/", 1)[1] for ref in
                         (a.get("reference", "") for a in actors if isinstance(a, dict))
                         if isinstance(ref, str) and ref.startswith("Practitioner/")]
-    location = next((a.get("display") for a in actors if isinstance(a, dict)
-                     and not str(a.get("reference", "")).startswith("Practitioner/")
-                     and isinstance(a.get("display"), str)), None)
+    location_actor = next((a for a in actors if isinstance(a, dict)
+                           and not str(a.get("reference", "")).startswith("Practitioner/")
+                           and isinstance(a.get("display"), str)), None)
+    location = location_actor.get("display") if location_actor else None
+    location_reference = location_actor.get("reference") if location_actor else None
     problems = []
     if len(practitioner_ids) != 1 or not appt.is_uuid(practitioner_ids[0]):
         problems.append(Problem("A schedule has exactly one Practitioner actor", "Schedule.actor"))
     if not location:
         problems.append(Problem("A schedule needs a location actor with a display",
                                 "Schedule.actor"))
+    elif location_reference is not None and not (
+            isinstance(location_reference, str) and location_reference.startswith("Location/")
+            and len(location_reference) > len("Location/")):
+        problems.append(Problem("The location actor's reference must be Location/<id>",
+                                "Schedule.actor"))
+    specialty = resource.get("specialty")
+    if specialty is not None and not (isinstance(specialty, list) and specialty
+                                      and all(isinstance(c, dict) for c in specialty)):
+        problems.append(Problem("specialty must be a list of CodeableConcepts",
+                                "Schedule.specialty"))
+    horizon = resource.get("planningHorizon")
+    if horizon is not None:
+        problems += _horizon_problems(horizon)
     member = None
     if not problems:
         member = await repo.StaffRepository(uow.conn).get(practitioner_ids[0])
@@ -114,8 +133,29 @@ async def create_schedule(uow: UnitOfWork, resource: dict[str, Any], *, window_d
     schedules = repo.ScheduleRepository(uow.conn)
     await schedules.add(schedule_id=schedule_id, practice=uow.practice,
                         practitioner_id=practitioner_ids[0], practitioner_display=member.display,
-                        location=location, comment=comment, at=_now())
+                        location=location, comment=comment, at=_now(),
+                        location_reference=location_reference, specialty=specialty,
+                        planning_horizon=horizon)
     return _schedule(await schedules.get(schedule_id), window_days)
+
+
+def _horizon_problems(horizon: Any) -> list[Problem]:
+    """A planningHorizon is a Period: start and/or end dateTimes, start not after end."""
+    where = "Schedule.planningHorizon"
+    if not isinstance(horizon, dict) or not (set(horizon) & {"start", "end"}) \
+            or set(horizon) - {"start", "end", "id", "extension"}:
+        return [Problem("planningHorizon must be a Period with a start and/or an end", where)]
+    bounds = {}
+    for key in ("start", "end"):
+        if key in horizon:
+            try:
+                value = dt.datetime.fromisoformat(str(horizon[key]).replace("Z", "+00:00"))
+            except ValueError:
+                return [Problem(f"planningHorizon.{key} must be a FHIR dateTime", f"{where}.{key}")]
+            bounds[key] = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if len(bounds) == 2 and bounds["start"] > bounds["end"]:
+        return [Problem("planningHorizon.start must not be after its end", where)]
+    return []
 
 
 def _schedule(row: Any, window_days: int) -> dict[str, Any]:
@@ -431,10 +471,9 @@ def _appointment_resource(sent: dict[str, Any], request: appt.BookingRequest,
         "resourceType": "Appointment",
         "id": appointment_id,
         "meta": meta(1, now, appt.UK_CORE_APPOINTMENT_PROFILE),
-        "extension": [delivery_channel_extension(first.delivery_channel),
-                      national_category_extension(first.national_category)],
+        "extension": [delivery_channel_extension(first.delivery_channel)],
         "status": appt.BOOKED,
-        "serviceCategory": [GENERAL_PRACTICE_SERVICE],
+        "serviceCategory": service_categories(first.national_category),
         "serviceType": [slot_type_concept(first.slot_type)],
     }
     resource.update({key: copy.deepcopy(sent[key]) for key in appt.PASSED_THROUGH if key in sent})

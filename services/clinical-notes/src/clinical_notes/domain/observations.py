@@ -297,3 +297,14 @@ def bmi_observation(
     if encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
     return resource
+
+
+def with_profile_units(resource: dict[str, Any]) -> None:
+    """Gives a measurement's value the unit text its UK Core profile fixes (e.g. 'kilogram')."""
+    measure = measure_of(resource.get("code"))
+    quantity = resource.get("valueQuantity")
+    if measure is None or not isinstance(quantity, dict):
+        return
+    display = measure.unit_display.get(str(quantity.get("code")))
+    if display and quantity.get("system") == UCUM_SYSTEM:
+        quantity["unit"] = display

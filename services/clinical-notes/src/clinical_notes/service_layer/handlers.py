@@ -51,6 +51,12 @@ def _stamp(
     profiles = [p for p in meta.get("profile", []) if isinstance(p, str)]
     if profile not in profiles:
         profiles.insert(0, profile)
+    if stamped.get("resourceType") == "Observation":
+        observations.with_profile_units(stamped)
+    # A specialised profile (a vital sign's) is declared beside the type's UK Core profile.
+    base = entries.PROFILES.get(str(stamped.get("resourceType")))
+    if base and base not in profiles:
+        profiles.insert(0, base)
     meta.update(versionId=str(version_id), lastUpdated=_instant(at), profile=profiles)
     meta.pop("source", None)
     meta["extension"] = [

@@ -7,6 +7,7 @@ release, so look-up works the same before and after the licensed edition is load
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -97,6 +98,7 @@ async def expand(conn: AsyncConnection, text: str | None, *, count: int) -> dict
         "status": "active",
         "url": f"{SNOMED_SYSTEM}?fhir_vs",
         "expansion": {
+            "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
             "total": len(matches),
             "parameter": [{"name": "filter", "valueString": text}],
             "contains": matches,

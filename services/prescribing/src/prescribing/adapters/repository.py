@@ -42,7 +42,8 @@ def _product(row: Any) -> Product:
         strength_value=row.strength_value, strength_unit=row.strength_unit,
         unit_dose_form=row.unit_dose_form, cd_schedule=row.cd_schedule,
         cd_category=row.cd_category, available=row.available, availability=row.availability,
-        supplier=row.supplier, invalid=row.invalid)
+        supplier=row.supplier, invalid=row.invalid, release=row.release,
+        imported_at=row.updated_at)
 
 
 class FormularyRepository:

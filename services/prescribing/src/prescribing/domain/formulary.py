@@ -7,6 +7,7 @@ products may be prescribed.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ class Product:
     availability: str | None = None
     supplier: str | None = None
     invalid: bool = False
+    # The formulary row's provenance: the dm+d release it was imported from, and when.
+    release: str | None = None
+    imported_at: dt.datetime | None = None
 
     @property
     def substance_id(self) -> str:
@@ -89,7 +93,7 @@ def medication_resource(product: Product) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Medication",
         "id": product.dmd_id,
-        "meta": {"profile": [UK_CORE_MEDICATION_PROFILE]},
+        "meta": _meta(product),
         "code": {"coding": [{"system": DMD_SYSTEM, "code": product.dmd_id,
                              "display": product.name}]},
         "status": "inactive" if product.invalid or not product.available else "active",
@@ -112,6 +116,18 @@ def medication_resource(product: Product) -> dict[str, Any]:
                                      or f"Schedule {product.cd_schedule}"},
         })
     return resource
+
+
+def _meta(product: Product) -> dict[str, Any]:
+    """meta.versionId is the dm+d release the entry was imported from, lastUpdated its import."""
+    meta: dict[str, Any] = {}
+    if product.release:
+        meta["versionId"] = re.sub(r"[^A-Za-z0-9.\-]", "-", product.release)[:64]
+    if product.imported_at is not None:
+        meta["lastUpdated"] = (product.imported_at.astimezone(dt.UTC).isoformat()
+                               .replace("+00:00", "Z"))
+    meta["profile"] = [UK_CORE_MEDICATION_PROFILE]
+    return meta
 
 
 def _vtm_concept(product: Product) -> dict[str, Any]:

@@ -75,6 +75,7 @@ SAFETY_OUTCOME_ID = "safety-checks"
 DEFAULT_KNOWLEDGE_BASE: KnowledgeBase = TableKnowledgeBase()
 _MANAGED_EXTENSIONS = frozenset({REPEAT_INFORMATION_URL, OVERRIDE_URL, SAFETY_OUTCOME_URL,
                                  ISSUE_NUMBER_URL})
+NO_SUBSTITUTION = {"allowedBoolean": False}
 _STATUSES = frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error",
                        "stopped", "draft", "unknown"})
 
@@ -285,6 +286,10 @@ async def authorise(uow: UnitOfWork, principal: Principal, body: dict[str, Any],
         authoredOn=_iso(now), requester=_requester(principal))
     resource["dispenseRequest"] = dict(resource["dispenseRequest"],
                                        numberOfRepeatsAllowed=details.authorised_issues - 1)
+    # UK Core requires substitution (1..1); unless the prescriber says otherwise, none allowed.
+    if not isinstance(resource.get("substitution"), dict) or not any(
+            k.startswith("allowed") for k in resource["substitution"]):
+        resource["substitution"] = dict(NO_SUBSTITUTION)
     if prior is not None:
         resource["priorPrescription"] = {"reference": f"MedicationRequest/{prior.id}"}
     _with_check_record(resource, outcome, principal)
@@ -359,6 +364,7 @@ async def issue(uow: UnitOfWork, principal: Principal, *, plan_id: str, reason: 
         "dosageInstruction": plan.resource["dosageInstruction"],
         "dispenseRequest": {k: v for k, v in plan.resource["dispenseRequest"].items()
                             if k != "numberOfRepeatsAllowed"},
+        "substitution": plan.resource.get("substitution") or dict(NO_SUBSTITUTION),
         "basedOn": [{"reference": f"MedicationRequest/{plan.id}"}],
         "authoredOn": _iso(now), "requester": _requester(principal),
         "groupIdentifier": {"system": eps.PRESCRIPTION_ORDER_NUMBER_SYSTEM,
@@ -453,6 +459,7 @@ async def request_repeat(uow: UnitOfWork, principal: Principal, body: dict[str, 
         "dosageInstruction": plan.resource["dosageInstruction"],
         "dispenseRequest": {k: v for k, v in plan.resource["dispenseRequest"].items()
                             if k != "numberOfRepeatsAllowed"},
+        "substitution": plan.resource.get("substitution") or dict(NO_SUBSTITUTION),
         "basedOn": [{"reference": f"MedicationRequest/{plan.id}"}],
         "authoredOn": _iso(now), "requester": _requester(principal),
     }

@@ -1,5 +1,7 @@
 """What clinical-notes serves, declared once: /metadata and the gateway are built from it."""
 
+from typing import Any
+
 from gpsoc_kit.capability import ResourceCapability, SearchParam
 
 from ...domain.entries import PROFILES
@@ -23,6 +25,22 @@ _OPERATIONS = {
     "Encounter": ("entered-in-error", "patient-summary"),
 }
 
+
+
+class OperationsOnly(ResourceCapability):
+    """A type served through operations alone ($lookup, $expand): no interactions, no search.
+
+    FHIR forbids empty arrays, so the entry leaves out `interaction` and `searchParam`.
+    """
+
+    def to_fhir(self) -> dict[str, Any]:
+        entry = super().to_fhir()
+        for key in ("interaction", "searchParam"):
+            if not entry.get(key):
+                entry.pop(key, None)
+        return entry
+
+
 RESOURCES = [
     ResourceCapability(
         type=resource_type,
@@ -33,14 +51,14 @@ RESOURCES = [
     )
     for resource_type, params in SEARCH_PARAMETERS.items()
 ] + [
-    ResourceCapability(
+    OperationsOnly(
         type="CodeSystem",
         profile="http://hl7.org/fhir/StructureDefinition/CodeSystem",
         interactions=(),
         operations=("lookup",),
         versioning="no-version",
     ),
-    ResourceCapability(
+    OperationsOnly(
         type="ValueSet",
         profile="http://hl7.org/fhir/StructureDefinition/ValueSet",
         interactions=(),

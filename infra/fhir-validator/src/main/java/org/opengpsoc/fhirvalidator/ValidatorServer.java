@@ -52,8 +52,11 @@ import org.hl7.fhir.r4.model.ValueSet;
  * A long-lived, offline FHIR R4 + UK Core validator on a loopback port, for the conformance suite.
  *
  * <pre>
- *   java -Xmx2g -jar fhir-validator.jar UK_CORE_DIR [PORT]
+ *   java -Xmx2g -jar fhir-validator.jar UK_CORE_DIR [PORT [DEFINITIONS_DIR...]]
  * </pre>
+ *
+ * Each DEFINITIONS_DIR (e.g. the repository's fhir/definitions) holds our own
+ * StructureDefinitions, CodeSystems and ValueSets in JSON (or XML), loaded beside UK Core.
  *
  * Prints {@code LISTENING <port>} on stdout once warmed up, and exits when stdin closes (so it
  * never outlives the test session that started it). Endpoints:
@@ -81,10 +84,15 @@ public final class ValidatorServer {
   private final OfflineTerminologyWarnings offlineTerminology;
   private final CommonCodeSystemsTerminologyService commonCodeSystems;
 
-  ValidatorServer(Path ukCore) throws IOException {
+  ValidatorServer(Path ukCore, List<Path> definitions) throws IOException {
     ctx = FhirContext.forR4();
     PrePopulatedValidationSupport ukCoreSupport = new PrePopulatedValidationSupport(ctx);
-    loaded = load(ukCore, ukCoreSupport);
+    int count = load(ukCore, ukCoreSupport);
+    // Our own conformance resources (extensions, code systems), beside UK Core's.
+    for (Path folder : definitions) {
+      count += loadFolder(folder, ukCoreSupport);
+    }
+    loaded = count;
 
     // Code systems that cannot be checked offline (SNOMED CT, dm+d, LOINC, ...) answer as
     // warnings rather than errors, and are never silently accepted: the validator reports each.
@@ -132,6 +140,39 @@ public final class ValidatorServer {
         }
         count++;
       }
+    }
+    return count;
+  }
+
+  /**
+   * Loads every StructureDefinition, ValueSet and CodeSystem (JSON or XML) anywhere under a
+   * folder of our own definitions (fhir/definitions in the repository).
+   */
+  private int loadFolder(Path root, PrePopulatedValidationSupport support) throws IOException {
+    if (!Files.isDirectory(root)) {
+      throw new IOException("definitions folder not found: " + root);
+    }
+    List<Path> files;
+    try (Stream<Path> walk = Files.walk(root)) {
+      files = walk.filter(Files::isRegularFile)
+          .filter(p -> p.toString().endsWith(".json") || p.toString().endsWith(".xml"))
+          .sorted().toList();
+    }
+    int count = 0;
+    for (Path file : files) {
+      String text = Files.readString(file, StandardCharsets.UTF_8);
+      IParser parser = text.stripLeading().startsWith("<") ? ctx.newXmlParser() : ctx.newJsonParser();
+      IBaseResource resource = parser.parseResource(text);
+      if (resource instanceof StructureDefinition sd) {
+        support.addStructureDefinition(sd);
+      } else if (resource instanceof ValueSet vs) {
+        support.addValueSet(vs);
+      } else if (resource instanceof CodeSystem cs) {
+        support.addCodeSystem(cs);
+      } else {
+        throw new IOException(file + " is not a StructureDefinition, ValueSet or CodeSystem");
+      }
+      count++;
     }
     return count;
   }
@@ -395,11 +436,15 @@ public final class ValidatorServer {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: fhir-validator UK_CORE_DIR [PORT]");
+      System.err.println("usage: fhir-validator UK_CORE_DIR [PORT [DEFINITIONS_DIR...]]");
       System.exit(2);
     }
     long started = System.nanoTime();
-    ValidatorServer server = new ValidatorServer(Path.of(args[0]));
+    List<Path> definitions = new ArrayList<>();
+    for (int i = 2; i < args.length; i++) {
+      definitions.add(Path.of(args[i]));
+    }
+    ValidatorServer server = new ValidatorServer(Path.of(args[0]), definitions);
     server.warmUp();
     int port = args.length > 1 ? Integer.parseInt(args[1]) : 0;
     HttpServer http = HttpServer.create(
@@ -407,7 +452,7 @@ public final class ValidatorServer {
     http.createContext("/", server::handle);
     http.setExecutor(Executors.newFixedThreadPool(2));
     http.start();
-    System.err.printf("fhir-validator: %d UK Core conformance resources loaded, ready in %.1fs%n",
+    System.err.printf("fhir-validator: %d UK Core and openGPSoC conformance resources loaded, ready in %.1fs%n",
         server.loaded, (System.nanoTime() - started) / 1e9);
     System.out.println("LISTENING " + http.getAddress().getPort());
     System.out.flush();
