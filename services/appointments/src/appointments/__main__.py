@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -39,35 +38,28 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "consumer":
         _run_consumer(settings)
     elif args.command == "migrate":
-        from gpsoc_kit.migrations import upgrade
+        from gpsoc_kit.service import migrate
 
-        if not settings.migration_database_url:
-            sys.exit("MIGRATION_DATABASE_URL is not set")
-        upgrade(SERVICE_DIR, settings.migration_database_url)
+        migrate(SERVICE_DIR, settings)
     elif args.command == "seed-demo":
         counts = asyncio.run(_seed(settings, json.loads(args.file.read_text())))
         print(json.dumps({"seeded": counts}))
 
 
 def _run_relay(settings) -> None:  # noqa: ANN001
-    from gpsoc_kit.db import create_engine
-    from gpsoc_kit.relay import OutboxRelay, RelayConfig
-    from gpsoc_kit.runtime import Together, run_worker
+    """The outbox relay, and the housekeeper (hold sweeping, the rolling slot window)."""
+    from gpsoc_kit import service
 
     from .adapters.tables import outbox
     from .entrypoints.api.app import unit_of_work_factory
     from .entrypoints.housekeeping import Housekeeper
 
-    async def build():  # noqa: ANN202
-        engine = create_engine(settings.database_url, pool_size=3, max_overflow=2)
-        relay = OutboxRelay(RelayConfig(settings.service_name, settings.database_url,
-                                        settings.kafka_bootstrap_servers), engine, outbox)
-        housekeeper = Housekeeper(engine, unit_of_work_factory(engine, settings),
-                                  interval_seconds=settings.housekeeping_interval_seconds,
-                                  window_days=settings.rolling_window_days)
-        return Together(relay, housekeeper), engine.dispose
+    def housekeeper(engine):  # noqa: ANN001, ANN202
+        return Housekeeper(engine, unit_of_work_factory(engine, settings),
+                           interval_seconds=settings.housekeeping_interval_seconds,
+                           window_days=settings.rolling_window_days)
 
-    run_worker(settings, build)
+    service.run_relay(settings, outbox, also=(housekeeper,))
 
 
 def _run_consumer(settings) -> None:  # noqa: ANN001

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -41,35 +40,20 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "consumer":
         _run_consumer(settings)
     elif args.command == "migrate":
-        from gpsoc_kit.migrations import upgrade
+        from gpsoc_kit.service import migrate
 
-        if not settings.migration_database_url:
-            sys.exit("MIGRATION_DATABASE_URL is not set")
-        upgrade(SERVICE_DIR, settings.migration_database_url)
+        migrate(SERVICE_DIR, settings)
     elif args.command == "import-snomed":
         counts = asyncio.run(_import_snomed(settings, args.release))
         print(json.dumps({"imported": counts}))
 
 
 def _run_relay(settings) -> None:  # noqa: ANN001
-    from gpsoc_kit.db import create_engine
-    from gpsoc_kit.relay import OutboxRelay, RelayConfig
-    from gpsoc_kit.runtime import run_worker
+    from gpsoc_kit import service
 
     from .adapters.tables import outbox
 
-    async def build():  # noqa: ANN202
-        engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
-        relay = OutboxRelay(
-            RelayConfig(
-                settings.service_name, settings.database_url, settings.kafka_bootstrap_servers
-            ),
-            engine,
-            outbox,
-        )
-        return relay, engine.dispose
-
-    run_worker(settings, build)
+    service.run_relay(settings, outbox)
 
 
 def _run_consumer(settings) -> None:  # noqa: ANN001

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -44,11 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "transport":
         _run_transport(settings)
     elif args.command == "migrate":
-        from gpsoc_kit.migrations import upgrade
+        from gpsoc_kit.service import migrate
 
-        if not settings.migration_database_url:
-            sys.exit("MIGRATION_DATABASE_URL is not set")
-        upgrade(SERVICE_DIR, settings.migration_database_url)
+        migrate(SERVICE_DIR, settings)
     elif args.command == "import-dmd":
         from .adapters.dmd_import import load_release, parse_release
 
@@ -82,21 +79,15 @@ def _run_relay(settings) -> None:  # noqa: ANN001
     They share the relay process so that every service has the same process types to
     deploy (api, relay, consumer, migrate); `transport` runs the EPS sender alone.
     """
-    from gpsoc_kit.db import create_engine
-    from gpsoc_kit.relay import OutboxRelay, RelayConfig
-    from gpsoc_kit.runtime import Together, run_worker
+    from gpsoc_kit import service
 
     from .adapters.tables import outbox
     from .service_layer.transport import EpsTransport
 
-    async def build():  # noqa: ANN202
-        engine = create_engine(settings.database_url, pool_size=3, max_overflow=2)
-        relay = OutboxRelay(RelayConfig(settings.service_name, settings.database_url,
-                                        settings.kafka_bootstrap_servers), engine, outbox)
-        transport = EpsTransport(engine, poll_seconds=settings.eps_transport_poll_seconds)
-        return Together(relay, transport), engine.dispose
+    def transport(engine):  # noqa: ANN001, ANN202
+        return EpsTransport(engine, poll_seconds=settings.eps_transport_poll_seconds)
 
-    run_worker(settings, build)
+    service.run_relay(settings, outbox, also=(transport,))
 
 
 def _run_consumer(settings) -> None:  # noqa: ANN001

@@ -8,6 +8,8 @@ from ...domain.appointment import (
     UK_CORE_SLOT_PROFILE,
 )
 
+SLOT_INCLUDES = ["Slot:schedule", "Schedule:actor:Practitioner"]
+
 RESOURCES = [
     ResourceCapability(
         type="Schedule",
@@ -32,6 +34,7 @@ RESOURCES = [
         ),
         operations=("hold", "block", "unblock"),
         versioning="versioned",
+        extra={"searchInclude": SLOT_INCLUDES},
     ),
     ResourceCapability(
         type="Appointment",
@@ -47,4 +50,3 @@ RESOURCES = [
 ]
 
 # ResourceCapability has no field for _include; added to the Slot entry of /metadata.
-SLOT_INCLUDES = ["Slot:schedule", "Schedule:actor:Practitioner"]

@@ -1,6 +1,5 @@
 """What clinical-notes serves, declared once: /metadata and the gateway are built from it."""
 
-from typing import Any
 
 from gpsoc_kit.capability import ResourceCapability, SearchParam
 
@@ -26,21 +25,6 @@ _OPERATIONS = {
 }
 
 
-
-class OperationsOnly(ResourceCapability):
-    """A type served through operations alone ($lookup, $expand): no interactions, no search.
-
-    FHIR forbids empty arrays, so the entry leaves out `interaction` and `searchParam`.
-    """
-
-    def to_fhir(self) -> dict[str, Any]:
-        entry = super().to_fhir()
-        for key in ("interaction", "searchParam"):
-            if not entry.get(key):
-                entry.pop(key, None)
-        return entry
-
-
 RESOURCES = [
     ResourceCapability(
         type=resource_type,
@@ -51,14 +35,14 @@ RESOURCES = [
     )
     for resource_type, params in SEARCH_PARAMETERS.items()
 ] + [
-    OperationsOnly(
+    ResourceCapability(
         type="CodeSystem",
         profile="http://hl7.org/fhir/StructureDefinition/CodeSystem",
         interactions=(),
         operations=("lookup",),
         versioning="no-version",
     ),
-    OperationsOnly(
+    ResourceCapability(
         type="ValueSet",
         profile="http://hl7.org/fhir/StructureDefinition/ValueSet",
         interactions=(),
