@@ -391,11 +391,16 @@ def _random_postcode(rng: random.Random) -> str:
     return f"{district} {sector}{rng.choice(POSTCODE_LETTERS)}{rng.choice(POSTCODE_LETTERS)}"
 
 
+DEMO_NHS_STEMS = 500_000
+
+
 def _nhs_numbers(rng: random.Random, count: int) -> list[str]:
     numbers: list[str] = []
     seen: set[str] = set()
     while len(numbers) < count:
-        stem = f"999{rng.randrange(10**6):06d}"
+        # The lower half of the range: tests mint theirs from the upper half
+        # (gpsoc_kit.testing.fhir_factories), so a test never collides with a demo patient.
+        stem = f"999{rng.randrange(DEMO_NHS_STEMS):06d}"
         check = nhs_check_digit(stem)
         if check is None or stem + str(check) in seen:
             continue

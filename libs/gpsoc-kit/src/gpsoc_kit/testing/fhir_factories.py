@@ -7,14 +7,17 @@ import random
 from typing import Any
 
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
-_counter = itertools.count(random.SystemRandom().randrange(0, 1_000_000))
+# Tests take NHS numbers from the upper half of the 999 range: the demo data (devstack.demo)
+# uses the lower half, so a test patient never collides with a demo patient (409).
+_TEST_STEMS = 500_000
+_counter = itertools.count(random.SystemRandom().randrange(0, _TEST_STEMS))
 
 
 def valid_nhs_number(seed: int | None = None) -> str:
     """A fresh NHS number from the never-issued 999 range, with a valid check digit."""
     while True:
         n = next(_counter) if seed is None else seed
-        body = f"999{n % 1_000_000:06d}"
+        body = f"999{_TEST_STEMS + n % _TEST_STEMS:06d}"
         total = sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True))
         check = 11 - total % 11
         if check == 11:
