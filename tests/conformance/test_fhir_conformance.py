@@ -531,10 +531,11 @@ async def api(gateway: httpx.AsyncClient, token: Any, demo_platform: Any) -> Api
     return Api(gateway, token, orgs["entry"][0]["resource"]["id"], gps[0]["id"])
 
 
-def _served_or_skip(resource_type: str, served_types: set[str]) -> Served:
-    if resource_type not in served_types:
-        pytest.skip(f"the platform does not serve {resource_type} yet (not in its "
-                    "CapabilityStatement); the entry is ready for when it does")
+def _served(resource_type: str, served_types: set[str]) -> Served:
+    # Every entry must be served: a type that disappears from the CapabilityStatement is a
+    # regression to see, not a test to skip quietly.
+    assert resource_type in served_types, (
+        f"{resource_type} has a conformance entry but is not in the CapabilityStatement")
     return SERVED[resource_type]
 
 
@@ -565,8 +566,8 @@ async def test_every_type_in_the_capability_statement_has_a_conformance_entry(se
 @pytest.mark.parametrize("resource_type", list(OPERATIONS_ONLY))
 async def test_operation_only_type_answers_validate(resource_type, api, served_types, validator,
                                                     conformance_report):
-    if resource_type not in served_types:
-        pytest.skip(f"the platform does not serve {resource_type} yet")
+    assert resource_type in served_types, (
+        f"{resource_type} has a conformance entry but is not in the CapabilityStatement")
     subject, path, params, answer_type = OPERATIONS_ONLY[resource_type]
     response = await api.gateway.get(path, params=params, headers=api.headers())
     assert response.status_code == 200, response.text
@@ -588,7 +589,7 @@ async def test_the_capability_statement_validates(gateway, validator, conformanc
 @pytest.mark.parametrize("resource_type", list(SERVED))
 async def test_served_resource_declares_its_profile_and_validates(
         resource_type, api, served_types, validator, conformance_report):
-    entry = _served_or_skip(resource_type, served_types)
+    entry = _served(resource_type, served_types)
     created, resource_id = await entry.obtain(api)
     if created is not None:
         assert_declares(created, entry.profile)
@@ -603,7 +604,7 @@ async def test_served_resource_declares_its_profile_and_validates(
 @pytest.mark.parametrize("resource_type", list(SERVED))
 async def test_search_bundle_validates(resource_type, api, served_types, validator,
                                        conformance_report):
-    entry = _served_or_skip(resource_type, served_types)
+    entry = _served(resource_type, served_types)
     _, resource_id = await entry.obtain(api)
     read = await api.read(resource_type, resource_id)
     bundle = await api.search(resource_type, entry.search(read))
@@ -703,7 +704,7 @@ async def test_uk_core_example_round_trips_through_our_api(
     entry = SERVED[resource_type]
     await assert_valid(validator, conformance_report, f"example {path.stem} (as published)",
                        example, entry.profile)
-    entry = _served_or_skip(resource_type, served_types)
+    entry = _served(resource_type, served_types)
     if entry.prepare_example is None:
         # No create route: the refusal must be a clean OperationOutcome.
         response = await api.create(_strip(example), role=entry.create_role)
