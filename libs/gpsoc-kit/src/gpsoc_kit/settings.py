@@ -20,8 +20,11 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://localhost/gpsoc"
     migration_database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Enough kept connections for a busy api: an overflow connection is opened per burst
+    # and closed on return, and opening one (TLS negotiation, SCRAM) costs more than the
+    # query. 5 apis x 25 plus the workers stay under the default max_connections (200).
+    db_pool_size: int = 20
+    db_max_overflow: int = 5
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
 
