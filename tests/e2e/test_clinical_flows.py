@@ -111,9 +111,12 @@ async def test_an_arrived_appointment_opens_the_consultation_and_everything_gath
     now = dt.datetime.now(dt.UTC)
     slots = (await gateway.get("/Slot", headers=reception, params=[
         ("start", "ge" + (now + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")),
-        ("start", "le" + (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("start", "le" + (now + dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("status", "free"), ("schedule", f"Schedule/{schedule.json()['id']}")])).json()
-    slot = next(e["resource"] for e in slots["entry"] if e["search"]["mode"] == "match")
+    # The earliest: under an hour away at any time of day (a slot that would overrun
+    # midnight is not generated, so late evening waits for the 00:00 slot).
+    slot = min((e["resource"] for e in slots["entry"] if e["search"]["mode"] == "match"),
+               key=lambda s: s["start"])
     booked = await when_known(lambda: gateway.post("/Appointment", headers=reception, json={
         "resourceType": "Appointment", "status": "booked",
         "slot": [{"reference": f"Slot/{slot['id']}"}], "start": slot["start"], "end": slot["end"],
