@@ -22,7 +22,7 @@ from devstack.testing import PlatformHandle, TestStack
 
 # Default ports of the bench stack; each overridable with GPSOC_BENCH_<KEY>_PORT.
 BENCH_PORTS = {
-    "PG": 55533,
+    "PG": 25533,  # below the ephemeral port range
     "KAFKA": 19192,
     "KAFKA_CONTROLLER": 19193,
     "FLOOR": 28199,

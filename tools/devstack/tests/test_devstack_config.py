@@ -23,7 +23,7 @@ def test_test_profile_defaults(repo):
     config = StackConfig.for_profile("test", env={"GPSOC_REPO_ROOT": str(repo)})
     assert config.state_dir == repo / ".state" / "test"
     assert (config.pg_port, config.kafka_port, config.kafka_controller_port) == (
-        55433,
+        15433,
         19092,
         19093,
     )

@@ -21,7 +21,8 @@ JWT_AUDIENCE = "opengpsoc"
 
 # Default ports of the infrastructure: name -> (run profile, test profile).
 INFRA_PORTS: dict[str, tuple[int, int]] = {
-    "PG": (5433, 55433),
+    # Below the ephemeral range (32768-60999 on Linux): a client socket can never hold it.
+    "PG": (5433, 15433),
     "KAFKA": (9092, 19092),
     "KAFKA_CONTROLLER": (9093, 19093),
 }

@@ -9,7 +9,7 @@ plugin wraps this in fixtures).
     ...
     stack.stop_platform(); stack.stop()
 
-It uses the "test" profile (own state dir, ports 55433/19092/18080/18101...), so it runs
+It uses the "test" profile (own state dir, ports 15433/19092/18080/18101...), so it runs
 next to a `make run`. start() reuses a stack that is already up (e.g. `infra up
 --profile test`) and stop() stops only what start() started.
 """
