@@ -151,9 +151,14 @@ async def test_slot_types_limit_who_may_book_and_the_embargo_hides_unreleased_sl
 async def test_an_embargoed_slot_cannot_be_booked(clinic_factory, booking_for, auth):
     embargoed = await clinic_factory(slot_type="urgent", releaseHours=1)
     manager = auth("practice-manager")
-    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    everything = await embargoed.client.get("/Slot", params=[
-        ("start", f"ge{tomorrow.date()}"), ("start", f"le{tomorrow.date()}")], headers=manager)
+    now = dt.datetime.now(dt.UTC)
+    tomorrow = now + dt.timedelta(days=1)
+    # From two hours ahead: every slot in the window is still under its one-hour embargo,
+    # whatever the time of day (a whole-day window would catch the next hour late at night).
+    window = [("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+              ("start", "le" + (now + dt.timedelta(hours=26)).strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    everything = await embargoed.client.get("/Slot", params=window, headers=manager)
+    assert everything.status_code == 200, everything.text
     assert everything.json()["total"] == 0  # not released yet, so not bookable, so not offered
     from appointments.adapters.tables import slots
     from sqlalchemy import select
