@@ -14,6 +14,7 @@ rate, via the service directly and through the gateway.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import datetime as dt
 import importlib.util
@@ -80,7 +81,7 @@ def attack_need(op: str, rate: int | None, settings: BenchSettings) -> int:
     return int(per_second(op, rate) * seconds) + 200
 
 
-class Suite:
+class Suite(abc.ABC):
     name = ""
     title = ""
     service = ""  # devstack service name
@@ -100,15 +101,17 @@ class Suite:
 
     # ----- set-up ----------------------------------------------------------------
     @property
+    @abc.abstractmethod
     def rate(self) -> int:
-        raise NotImplementedError
+        """The suite's fixed rate (req/s) for its p95 scenarios."""
 
+    @abc.abstractmethod
     def prepare(self) -> dict[str, Any]:
         """Load the suite's data; returns what to record under the suite's "load"."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def tokens(self) -> dict[str, dict[str, str]]:
-        raise NotImplementedError
+        """Authorization headers by name, for the suite's requests."""
 
     def make_systems(self) -> None:
         s, handle = self.settings, self.ctx.handle
@@ -142,8 +145,9 @@ class Suite:
         return op in SATURATION_BUDGET
 
     # ----- requests --------------------------------------------------------------
+    @abc.abstractmethod
     def requests(self, op: str, system: System, count: int) -> Iterable[Target]:
-        raise NotImplementedError
+        """`count` distinct requests for one operation against one system."""
 
     def write(self, op: str, system: System, *, max_requests: int) -> tuple[Path, int]:
         directory = self.ctx.work / "targets"
@@ -175,7 +179,7 @@ class Suite:
     def check(self, op: str, response: httpx.Response) -> str | None:
         return None
 
-    def after(self) -> None:
+    def after(self) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Anything the suite measures outside vegeta (the contention scenario)."""
 
     def targets(self, find: Callable[..., dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -610,7 +614,7 @@ class AppointmentsSuite(Suite):
                 return f"slot search found no free slots: {response.text[:200]}"
         return None
 
-    def after(self) -> None:
+    def after(self) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Many clients racing for a few popular slots; then the database is asked how many
         slots are held by more than one live appointment (must be 0)."""
         s, say = self.settings, self.ctx.say
