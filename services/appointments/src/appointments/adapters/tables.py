@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gpsoc_kit.db import new_metadata
 from gpsoc_kit.messaging import inbox_table, outbox_table
+from gpsoc_kit.versions import versions_table
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -163,16 +164,7 @@ appointments = Table(
 )
 
 # Every version of every appointment: entries are versioned, never deleted.
-appointment_versions = Table(
-    "appointment_versions",
-    metadata,
-    Column("appointment_id", UUID(as_uuid=False), primary_key=True),
-    Column("version_id", Integer, primary_key=True),
-    Column("practice_code", String(10), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_by", Text, nullable=False),
-    Column("resource", JSONB, nullable=False),
-)
+appointment_versions = versions_table(metadata, "appointment_versions", "appointment_id")
 
 # Which appointment holds which slot. The partial unique index is the database's own
 # guarantee against double booking, behind the conditional slot update.

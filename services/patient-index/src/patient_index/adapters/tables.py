@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gpsoc_kit.db import new_metadata
 from gpsoc_kit.messaging import inbox_table, outbox_table
+from gpsoc_kit.versions import versions_table
 from sqlalchemy import (
     Boolean,
     Column,
@@ -59,16 +60,7 @@ patients = Table(
     Index("ix_patients_practice_gp", "practice_code", "gp_practitioner_id"),
 )
 
-patient_versions = Table(
-    "patient_versions",
-    metadata,
-    Column("patient_id", UUID(as_uuid=False), primary_key=True),
-    Column("version_id", Integer, primary_key=True),
-    Column("practice_code", String(10), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_by", Text, nullable=False),
-    Column("resource", JSONB, nullable=False),
-)
+patient_versions = versions_table(metadata, "patient_versions", "patient_id")
 
 organizations = Table(
     "organizations",

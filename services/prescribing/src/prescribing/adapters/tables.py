@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gpsoc_kit.db import new_metadata
 from gpsoc_kit.messaging import inbox_table, outbox_table
+from gpsoc_kit.versions import versions_table
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -182,16 +183,7 @@ medication_requests = Table(
     Index("ix_medication_requests_based_on", "based_on"),
 )
 
-medication_request_versions = Table(
-    "medication_request_versions",
-    metadata,
-    Column("request_id", UUID(as_uuid=False), primary_key=True),
-    Column("version_id", Integer, primary_key=True),
-    Column("practice_code", String(10), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_by", Text, nullable=False),
-    Column("resource", JSONB, nullable=False),
-)
+medication_request_versions = versions_table(metadata, "medication_request_versions", "request_id")
 
 safety_overrides = Table(
     "safety_overrides",
