@@ -39,6 +39,12 @@ class Permission(enum.StrEnum):
     AUTHORISE_PRESCRIPTION = "authorise-prescription"
     ISSUE_PRESCRIPTION = "issue-prescription"
     READ_AUDIT = "read-audit"
+    # Sharing agreements between practices (OrganizationAffiliation): the practice
+    # that holds the data records them; a privacy officer reviews them.
+    READ_SHARING = "read-sharing"
+    MANAGE_SHARING = "manage-sharing"
+    # Opening a record outside any agreement, with a reason: audited and alerted.
+    BREAK_GLASS = "break-glass"
 
 
 P = Permission
@@ -59,9 +65,9 @@ _CLINICIAN = frozenset(
 # pharmacist authorises only when the token says they are an independent prescriber
 # (see Principal.can).
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "gp": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
-    "nurse": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
-    "pharmacist": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION},
+    "gp": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION, P.BREAK_GLASS},
+    "nurse": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION, P.BREAK_GLASS},
+    "pharmacist": _CLINICIAN | {P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION, P.BREAK_GLASS},
     "receptionist": frozenset(
         {
             P.READ_DEMOGRAPHICS,
@@ -82,10 +88,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.BOOK_APPOINTMENTS,
             P.MANAGE_ROTA,
             P.READ_AUDIT,
+            P.READ_SHARING,
+            P.MANAGE_SHARING,
         }
     ),
-    # Reads the audit trail and receives break-glass alerts; sees no records.
-    "privacy-officer": frozenset({P.READ_AUDIT}),
+    # Reads the audit trail, the sharing agreements and the break-glass alerts; sees
+    # no records.
+    "privacy-officer": frozenset({P.READ_AUDIT, P.READ_SHARING}),
 }
 
 PRESCRIBER_ONLY = frozenset({P.AUTHORISE_PRESCRIPTION, P.ISSUE_PRESCRIPTION})

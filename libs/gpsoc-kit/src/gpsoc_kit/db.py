@@ -30,6 +30,11 @@ PRACTICE_SETTING = "app.practice"
 NO_PRACTICE = ""
 
 _SET_PRACTICE = text("SELECT set_config('app.practice', :practice, true)")
+# The user too: a break-glass grant opens one patient's record to one user, and the
+# row-level-security policies match it against `app.user`. One round trip for both.
+_SET_CONTEXT = text(
+    "SELECT set_config('app.practice', :practice, true), set_config('app.user', :user, true)"
+)
 
 
 def _orjson_dumps(value: object) -> str:
@@ -79,8 +84,8 @@ async def practice_transaction(
         yield conn
 
 
-async def set_practice(conn: AsyncConnection, practice: str) -> None:
-    await conn.execute(_SET_PRACTICE, {"practice": practice})
+async def set_practice(conn: AsyncConnection, practice: str, user: str = "") -> None:
+    await conn.execute(_SET_CONTEXT, {"practice": practice, "user": user})
 
 
 def new_id() -> uuid.UUID:

@@ -22,7 +22,14 @@ from . import audit, metrics
 from .auth import Permission, Principal, TokenVerifier, bearer_token
 from .fhir import FhirError, FhirResponse, Issue, searchset
 from .search import SearchRequest
-from .telemetry import extract_context, practice_var, request_id_var, tracer, tracing_enabled
+from .telemetry import (
+    extract_context,
+    practice_var,
+    request_id_var,
+    tracer,
+    tracing_enabled,
+    user_var,
+)
 from .uow import UnitOfWork
 
 log = logging.getLogger("gpsoc.http")
@@ -81,6 +88,7 @@ class RequestContextMiddleware:
         request_id = headers.get("x-request-id") or str(uuid.uuid4())
         request_id_var.set(request_id)
         practice_var.set(None)
+        user_var.set("")
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -147,6 +155,7 @@ async def current_principal(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = await verifier.verify(bearer_token(request.headers.get("authorization")))
     practice_var.set(principal.practice)
+    user_var.set(principal.user_id)
     return principal
 
 

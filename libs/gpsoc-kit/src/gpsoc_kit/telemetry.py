@@ -27,6 +27,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 practice_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("practice", default=None)
+# The calling user's id (never logged: it only scopes break-glass grants in the database).
+user_var: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="")
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _tracing_enabled = False

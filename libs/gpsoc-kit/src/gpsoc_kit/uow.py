@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .db import set_practice
 from .events import CloudEvent
-from .telemetry import current_traceparent
+from .telemetry import current_traceparent, user_var
 
 
 class UnitOfWork:
@@ -48,13 +48,13 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self._conn = await self._engine.connect()
         await self._conn.begin()
-        await set_practice(self._conn, self.practice)
+        await set_practice(self._conn, self.practice, user_var.get())
         return self
 
     async def switch_practice(self, practice: str) -> None:
         """Consumers learn an event's practice only after reading it."""
         self.practice = practice
-        await set_practice(self.conn, practice)
+        await set_practice(self.conn, practice, user_var.get())
 
     def emit(
         self,
