@@ -17,7 +17,10 @@ class Upstream:
 # Resource types each service owns (ARCHITECTURE.md). A service whose URL is not
 # configured is simply not routed: its resource types answer 404 like any unknown type.
 OWNERSHIP: dict[str, tuple[str, frozenset[str]]] = {
-    "patient-index": ("patient_index_url", frozenset({"Patient", "Organization", "Practitioner"})),
+    "patient-index": (
+        "patient_index_url",
+        frozenset({"Patient", "Organization", "Practitioner", "OrganizationAffiliation"}),
+    ),
     "appointments": ("appointments_url", frozenset({"Schedule", "Slot", "Appointment"})),
     "prescribing": ("prescribing_url", frozenset({"Medication", "MedicationRequest"})),
     "clinical-notes": (

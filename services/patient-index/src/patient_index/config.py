@@ -7,3 +7,5 @@ class Settings(ServiceSettings):
     service_name: str = "patient-index"
     default_page_size: int = 20
     max_page_size: int = 100
+    # How long a break-glass grant keeps a record open (BREAK_GLASS_MINUTES).
+    break_glass_minutes: int = 30

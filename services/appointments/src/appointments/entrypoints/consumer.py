@@ -11,6 +11,7 @@ from typing import Any
 
 from gpsoc_kit.consumer import PermanentFailure
 from gpsoc_kit.events import CloudEvent
+from gpsoc_kit.sharing import GRANT_HANDLERS
 from gpsoc_kit.uow import UnitOfWork
 
 from ..domain.appointment import is_uuid
@@ -46,4 +47,6 @@ HANDLERS = {
     "patient.updated.v1": on_patient_event,
     "patient.deceased.v1": on_patient_event,
     "patient.deregistered.v1": on_patient_event,
+    # Sharing agreements and break-glass grants, which the row-level security reads.
+    **GRANT_HANDLERS,
 }

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner, Handler, PermanentFailure
 from gpsoc_kit.events import CloudEvent
+from gpsoc_kit.sharing import GRANT_HANDLERS
 from gpsoc_kit.uow import UnitOfWork
 
 from ..domain.errors import DomainError
@@ -48,6 +49,8 @@ HANDLERS: dict[str, Handler] = {
     "patient.deregistered.v1": on_patient_event,
     "appointment.arrived.v1": on_appointment_arrived,
     "prescription.issued.v1": on_prescription_issued,
+    # Sharing agreements and break-glass grants, which the row-level security reads.
+    **GRANT_HANDLERS,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gpsoc_kit.db import new_metadata
 from gpsoc_kit.messaging import inbox_table, outbox_table
+from gpsoc_kit.sharing import ACCESS_GRANTS
 from gpsoc_kit.versions import versions_table
 from sqlalchemy import (
     Boolean,
@@ -90,6 +91,38 @@ practitioners = Table(
     Column("resource", JSONB, nullable=False),
     Index("ix_practitioners_practice_family", "practice_code", "family_normalised"),
 )
+
+# Sharing agreements this practice granted (or was granted): FHIR OrganizationAffiliation.
+# The granting practice (the data controller) owns the row; the grantee may read it.
+sharing_agreements = Table(
+    "sharing_agreements",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+    Column("grantee_practice", String(10), nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("resource", JSONB, nullable=False),
+    Index("ix_sharing_agreements_grantee", "grantee_practice"),
+)
+
+sharing_agreement_versions = versions_table(metadata, "sharing_agreement_versions", "agreement_id")
+
+# Which practice holds a patient id: kept by a trigger on patients, read only by
+# break-glass (which must find a record outside the caller's practice, and is audited
+# and alerted). Holds no demographics.
+patient_directory = Table(
+    "patient_directory",
+    metadata,
+    Column("patient_id", UUID(as_uuid=False), primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+)
+
+access_grants = ACCESS_GRANTS
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

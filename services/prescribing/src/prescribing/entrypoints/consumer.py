@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gpsoc_kit.consumer import Handler, PermanentFailure
 from gpsoc_kit.events import CloudEvent
+from gpsoc_kit.sharing import GRANT_HANDLERS
 from gpsoc_kit.uow import UnitOfWork
 
 from ..events import CLINICAL_TOPIC, PATIENT_TOPIC
@@ -49,4 +50,6 @@ HANDLERS: dict[str, Handler] = {
     "clinical.allergy-recorded.v1": on_allergy,
     "clinical.allergy-updated.v1": on_allergy,
     "clinical.entry-entered-in-error.v1": on_entered_in_error,
+    # Sharing agreements and break-glass grants, which the row-level security reads.
+    **GRANT_HANDLERS,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from gpsoc_kit import service
 from gpsoc_kit.uow import UnitOfWorkFactory
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,7 +12,12 @@ from ...config import Settings
 from ...service_layer.handlers import SOURCE
 from . import errors
 from .capabilities import RESOURCES
-from .routes import router
+from .routes import router as patient_routes
+from .sharing_routes import router as sharing_routes
+
+router = APIRouter()
+router.include_router(patient_routes)
+router.include_router(sharing_routes)
 
 SPEC = service.ServiceApp(
     title="openGPSoC patient index",

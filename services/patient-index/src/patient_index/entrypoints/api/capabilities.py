@@ -3,6 +3,7 @@
 from gpsoc_kit.capability import ResourceCapability, SearchParam
 
 from ...domain.patient import UK_CORE_PATIENT_PROFILE
+from ...domain.sharing import UK_CORE_ORGANIZATION_AFFILIATION_PROFILE
 from ...service_layer.handlers import UK_CORE_ORGANIZATION_PROFILE, UK_CORE_PRACTITIONER_PROFILE
 
 RESOURCES = [
@@ -27,6 +28,18 @@ RESOURCES = [
                 "string",
                 "Tolerates a typo: Soundex of the family name or trigram similarity of the whole name",
             ),
+        ),
+        # Opens one record outside any sharing agreement, with a reason, for a short time.
+        operations=("break-glass",),
+    ),
+    ResourceCapability(
+        type="OrganizationAffiliation",
+        profile=UK_CORE_ORGANIZATION_AFFILIATION_PROFILE,
+        interactions=("read", "update", "create", "search-type"),
+        search_params=(
+            SearchParam("active", "token"),
+            SearchParam("participating-organization", "reference",
+                        "The practice the agreement shares with: its ODS code"),
         ),
     ),
     ResourceCapability(

@@ -1,0 +1,277 @@
+"""Sharing between practices, as every service's row-level security sees it.
+
+Two kinds of grant open a practice's data to users of another practice:
+
+- a **sharing agreement** (a FHIR OrganizationAffiliation, recorded by patient-index):
+  practice B lets practice A's users open its patients' records (`read-record`) and/or
+  see and book into its appointment book (`book-shared-slots`), from a start to an
+  optional end;
+- a **break-glass grant**: one user of practice A opened one patient of practice B
+  outside any agreement, giving a reason; it lasts a short, fixed time.
+
+patient-index publishes both on `patient.events.v1`. Every service keeps them in its
+own `access_grants` table (a projection: no service asks another at request time), and
+its tables' policies read that table through the SQL functions below. Each function
+runs once per statement: the policies wrap them in scalar sub-selects, which PostgreSQL
+evaluates as InitPlans, and `practice_code = ANY(<array>)` stays an index condition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from .consumer import PermanentFailure
+from .events import CloudEvent
+from .uow import UnitOfWork
+
+SCOPE_READ_RECORD = "read-record"
+SCOPE_BOOK = "book-shared-slots"
+SCOPES = (SCOPE_READ_RECORD, SCOPE_BOOK)
+
+AGREEMENT_RECORDED = "sharing.agreement.recorded.v1"
+BREAK_GLASS_GRANTED = "access.break-glass.granted.v1"
+
+KIND_AGREEMENT = "agreement"
+KIND_BREAK_GLASS = "break-glass"
+
+
+def access_grants_table(metadata: MetaData) -> Table:
+    """The projection of agreements and break-glass grants (not practice data itself:
+    no row-level security, the policies of the practice tables read it)."""
+    return Table(
+        "access_grants",
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("kind", String(20), nullable=False),
+        Column("grantor_practice", String(10), nullable=False),
+        Column("grantee_practice", String(10), nullable=False),
+        Column("grantee_user", Text, nullable=True),
+        Column("patient_id", Text, nullable=True),
+        Column("scopes", ARRAY(Text), nullable=False),
+        Column("starts_at", DateTime(timezone=True), nullable=False),
+        Column("ends_at", DateTime(timezone=True), nullable=True),
+        Column("active", Boolean, nullable=False),
+        Column("version", Integer, nullable=False),
+        Index("ix_access_grants_grantee", "grantee_practice", "kind"),
+    )
+
+
+# Every service's projection has this one shape; its DDL is `access_grants_sql`.
+ACCESS_GRANTS = access_grants_table(MetaData())
+
+
+def access_grants_sql() -> list[str]:
+    """DDL for the projection and the functions the policies call (a migration runs it)."""
+    return [
+        """
+CREATE TABLE access_grants (
+    id VARCHAR(64) NOT NULL,
+    kind VARCHAR(20) NOT NULL CHECK (kind IN ('agreement', 'break-glass')),
+    grantor_practice VARCHAR(10) NOT NULL,
+    grantee_practice VARCHAR(10) NOT NULL,
+    grantee_user TEXT,
+    patient_id TEXT,
+    scopes TEXT[] NOT NULL,
+    starts_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    ends_at TIMESTAMP WITH TIME ZONE,
+    active BOOLEAN NOT NULL,
+    version INTEGER NOT NULL,
+    CONSTRAINT pk_access_grants PRIMARY KEY (id)
+)
+        """,
+        "CREATE INDEX ix_access_grants_grantee ON access_grants (grantee_practice, kind)",
+        # The caller's own practice plus every practice whose agreement with it, in force
+        # now, grants one of `wanted`.
+        """
+CREATE FUNCTION gpsoc_practices(VARIADIC wanted TEXT[]) RETURNS TEXT[]
+LANGUAGE sql STABLE AS $$
+    SELECT array_append(
+        coalesce(array_agg(DISTINCT g.grantor_practice), '{}'::TEXT[]),
+        current_setting('app.practice', true)::TEXT)
+    FROM access_grants g
+    WHERE g.kind = 'agreement' AND g.active
+      AND g.grantee_practice = current_setting('app.practice', true)
+      AND g.scopes && wanted
+      AND g.starts_at <= now() AND (g.ends_at IS NULL OR g.ends_at > now())
+$$
+        """,
+        # Break-glass grants belong to one user of the caller's practice, for one patient.
+        """
+CREATE FUNCTION gpsoc_break_glass_practices() RETURNS TEXT[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT g.grantor_practice), '{}'::TEXT[])
+    FROM access_grants g
+    WHERE g.kind = 'break-glass' AND g.active
+      AND g.grantee_practice = current_setting('app.practice', true)
+      AND g.grantee_user = nullif(current_setting('app.user', true), '')
+      AND g.starts_at <= now() AND g.ends_at > now()
+$$
+        """,
+        """
+CREATE FUNCTION gpsoc_break_glass_patients() RETURNS TEXT[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT g.patient_id), '{}'::TEXT[])
+    FROM access_grants g
+    WHERE g.kind = 'break-glass' AND g.active
+      AND g.grantee_practice = current_setting('app.practice', true)
+      AND g.grantee_user = nullif(current_setting('app.user', true), '')
+      AND g.starts_at <= now() AND g.ends_at > now()
+$$
+        """,
+    ]
+
+
+_OWN = "practice_code = current_setting('app.practice', true)"
+
+
+def _practices(scopes: Sequence[str]) -> str:
+    wanted = ", ".join(f"'{scope}'" for scope in scopes)
+    return f"gpsoc_practices(VARIADIC ARRAY[{wanted}]::TEXT[])"
+
+
+def _once(expression: str) -> str:
+    """A scalar sub-select: an InitPlan, evaluated once per statement, not per row. The
+    cast keeps `= ANY (...)` an array comparison rather than a sub-query comparison."""
+    return f"(SELECT {expression})::TEXT[]"
+
+
+def practice_policies_sql(
+    table: str,
+    *,
+    patient_column: str | None = None,
+    read_scopes: Sequence[str] = (),
+    write_scopes: Sequence[str] = (),
+    replaces: str | None = "{table}_practice_isolation",
+) -> list[str]:
+    """Row-level security of a practice table that sharing can open.
+
+    Reads see the caller's practice, the practices whose agreements grant one of
+    `read_scopes`, and (where the table names a patient) the patients of the caller's
+    live break-glass grants. Writes stay in the caller's practice unless an agreement
+    grants one of `write_scopes` (booking into a shared appointment book). FORCE makes
+    the policies bind the table owner too; the service connects as a non-owner role.
+    """
+    unknown = set(read_scopes) | set(write_scopes)
+    if unknown - set(SCOPES):
+        raise ValueError(f"unknown sharing scopes: {sorted(unknown - set(SCOPES))}")
+    if read_scopes:
+        shared = f"practice_code = ANY ({_once(_practices(read_scopes))})"
+        read = shared
+        if patient_column:
+            # The first test narrows by practice (an index condition); the second admits
+            # a break-glass practice's rows only for the granted patients.
+            read = (
+                f"practice_code = ANY "
+                f"({_once(_practices(read_scopes) + ' || gpsoc_break_glass_practices()')}) AND ("
+                f"{shared} OR {patient_column}::TEXT = ANY "
+                f"({_once('gpsoc_break_glass_patients()')}))"
+            )
+    else:
+        read = _OWN
+    write = f"practice_code = ANY ({_once(_practices(write_scopes))})" if write_scopes else _OWN
+    statements = [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+    ]
+    if replaces:
+        statements.append(f"DROP POLICY IF EXISTS {replaces.format(table=table)} ON {table}")
+    statements += [
+        f"CREATE POLICY {table}_read ON {table} FOR SELECT USING ({read})",
+        f"CREATE POLICY {table}_insert ON {table} FOR INSERT WITH CHECK ({write})",
+        f"CREATE POLICY {table}_update ON {table} FOR UPDATE USING ({write}) WITH CHECK ({write})",
+        f"CREATE POLICY {table}_delete ON {table} FOR DELETE USING ({write})",
+    ]
+    return statements
+
+
+def grant_row(event: CloudEvent) -> dict[str, Any]:
+    """The projection row an agreement or break-glass event stands for."""
+    data = event.data
+    try:
+        if event.type == AGREEMENT_RECORDED:
+            return {
+                "id": str(data["agreementId"]),
+                "kind": KIND_AGREEMENT,
+                "grantor_practice": str(data["grantor"]),
+                "grantee_practice": str(data["grantee"]),
+                "grantee_user": None,
+                "patient_id": None,
+                "scopes": [str(scope) for scope in data["scopes"]],
+                "starts_at": dt.datetime.fromisoformat(data["start"]),
+                "ends_at": dt.datetime.fromisoformat(data["end"]) if data.get("end") else None,
+                "active": bool(data["active"]),
+                "version": int(data["versionId"]),
+            }
+        if event.type == BREAK_GLASS_GRANTED:
+            return {
+                "id": str(data["grantId"]),
+                "kind": KIND_BREAK_GLASS,
+                "grantor_practice": str(data["patientPractice"]),
+                "grantee_practice": str(data["userPractice"]),
+                "grantee_user": str(data["user"]),
+                "patient_id": str(data["patient"]),
+                "scopes": [SCOPE_READ_RECORD],
+                "starts_at": dt.datetime.fromisoformat(data["start"]),
+                "ends_at": dt.datetime.fromisoformat(data["end"]),
+                "active": True,
+                "version": 1,
+            }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermanentFailure(f"{event.type} without a usable {exc}") from None
+    raise PermanentFailure(f"not a grant event: {event.type}")
+
+
+async def apply_grant(uow: UnitOfWork, grants: Table, row: dict[str, Any]) -> None:
+    """Upsert a grant; an older version arriving late never overwrites a newer one."""
+    statement = pg_insert(grants).values(**row)
+    await uow.conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[grants.c.id],
+            set_={key: statement.excluded[key] for key in row if key != "id"},
+            where=grants.c.version < statement.excluded.version,
+        )
+    )
+
+
+async def on_grant_event(event: CloudEvent, uow: UnitOfWork) -> None:
+    await apply_grant(uow, ACCESS_GRANTS, grant_row(event))
+
+
+# Consumer handlers that keep a service's `access_grants` projection (patient.events.v1).
+GRANT_HANDLERS = {AGREEMENT_RECORDED: on_grant_event, BREAK_GLASS_GRANTED: on_grant_event}
+
+
+def practice_policies_downgrade_sql(table: str) -> list[str]:
+    """Back to own-practice isolation (the policy `tenant_rls_sql` made)."""
+    own = _OWN
+    return [
+        *(
+            f"DROP POLICY IF EXISTS {table}_{kind} ON {table}"
+            for kind in ("read", "insert", "update", "delete")
+        ),
+        f"CREATE POLICY {table}_practice_isolation ON {table} USING ({own}) WITH CHECK ({own})",
+    ]
+
+
+DROP_ACCESS_GRANTS_SQL = [
+    "DROP FUNCTION IF EXISTS gpsoc_break_glass_patients()",
+    "DROP FUNCTION IF EXISTS gpsoc_break_glass_practices()",
+    "DROP FUNCTION IF EXISTS gpsoc_practices(TEXT[])",
+    "DROP TABLE IF EXISTS access_grants",
+]

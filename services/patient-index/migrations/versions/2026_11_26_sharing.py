@@ -1,0 +1,123 @@
+"""Sharing agreements, break-glass grants and the policies that honour them.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from gpsoc_kit.sharing import (
+    DROP_ACCESS_GRANTS_SQL,
+    SCOPE_BOOK,
+    SCOPE_READ_RECORD,
+    access_grants_sql,
+    practice_policies_downgrade_sql,
+    practice_policies_sql,
+)
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+BOTH = (SCOPE_READ_RECORD, SCOPE_BOOK)
+
+STATEMENTS = [
+    """
+CREATE TABLE sharing_agreements (
+    id UUID NOT NULL,
+    practice_code VARCHAR(10) NOT NULL,
+    grantee_practice VARCHAR(10) NOT NULL,
+    scopes TEXT[] NOT NULL,
+    starts_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    ends_at TIMESTAMP WITH TIME ZONE,
+    active BOOLEAN NOT NULL,
+    version_id INTEGER NOT NULL,
+    last_updated TIMESTAMP WITH TIME ZONE NOT NULL,
+    resource JSONB NOT NULL,
+    CONSTRAINT pk_sharing_agreements PRIMARY KEY (id)
+)
+    """,
+    "CREATE INDEX ix_sharing_agreements_grantee ON sharing_agreements (grantee_practice)",
+    """
+CREATE TABLE sharing_agreement_versions (
+    agreement_id UUID NOT NULL,
+    version_id INTEGER NOT NULL,
+    practice_code VARCHAR(10) NOT NULL,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    recorded_by TEXT NOT NULL,
+    resource JSONB NOT NULL,
+    CONSTRAINT pk_sharing_agreement_versions PRIMARY KEY (agreement_id, version_id)
+)
+    """,
+    # The grantor writes its agreements; the grantee may read the ones naming it.
+    "ALTER TABLE sharing_agreements ENABLE ROW LEVEL SECURITY",
+    "ALTER TABLE sharing_agreements FORCE ROW LEVEL SECURITY",
+    """
+CREATE POLICY sharing_agreements_read ON sharing_agreements FOR SELECT USING (
+    practice_code = current_setting('app.practice', true)
+    OR grantee_practice = current_setting('app.practice', true))
+    """,
+    """
+CREATE POLICY sharing_agreements_write ON sharing_agreements FOR ALL
+    USING (practice_code = current_setting('app.practice', true))
+    WITH CHECK (practice_code = current_setting('app.practice', true))
+    """,
+    """
+CREATE TABLE patient_directory (
+    patient_id UUID NOT NULL,
+    practice_code VARCHAR(10) NOT NULL,
+    CONSTRAINT pk_patient_directory PRIMARY KEY (patient_id)
+)
+    """,
+    """
+CREATE FUNCTION keep_patient_directory() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO patient_directory (patient_id, practice_code)
+    VALUES (NEW.id, NEW.practice_code)
+    ON CONFLICT (patient_id) DO UPDATE SET practice_code = EXCLUDED.practice_code
+    WHERE patient_directory.practice_code IS DISTINCT FROM EXCLUDED.practice_code;
+    RETURN NULL;
+END $$
+    """,
+    """
+CREATE TRIGGER patients_directory AFTER INSERT OR UPDATE OF practice_code ON patients
+    FOR EACH ROW EXECUTE FUNCTION keep_patient_directory()
+    """,
+    # Patients registered before this revision: the owner is bound by FORCE'd
+    # row-level security too, so it steps out of it for the copy and back in.
+    "ALTER TABLE patients NO FORCE ROW LEVEL SECURITY",
+    "INSERT INTO patient_directory (patient_id, practice_code) SELECT id, practice_code FROM patients",
+    "ALTER TABLE patients FORCE ROW LEVEL SECURITY",
+]
+
+POLICIES = [
+    *practice_policies_sql("patients", patient_column="id", read_scopes=(SCOPE_READ_RECORD,)),
+    *practice_policies_sql(
+        "patient_versions", patient_column="patient_id", read_scopes=(SCOPE_READ_RECORD,)
+    ),
+    # A linked practice's users see who works there and where (slots name them).
+    *practice_policies_sql("organizations", read_scopes=BOTH),
+    *practice_policies_sql("practitioners", read_scopes=BOTH),
+]
+
+
+def upgrade() -> None:
+    for statement in access_grants_sql() + STATEMENTS + POLICIES:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for table in ("patients", "patient_versions", "organizations", "practitioners"):
+        for statement in practice_policies_downgrade_sql(table):
+            op.execute(statement)
+    for statement in (
+        "DROP TRIGGER IF EXISTS patients_directory ON patients",
+        "DROP FUNCTION IF EXISTS keep_patient_directory()",
+        "DROP TABLE IF EXISTS patient_directory",
+        "DROP TABLE IF EXISTS sharing_agreement_versions",
+        "DROP TABLE IF EXISTS sharing_agreements",
+        *DROP_ACCESS_GRANTS_SQL,
+    ):
+        op.execute(statement)
