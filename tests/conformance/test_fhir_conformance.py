@@ -34,7 +34,8 @@ UKCORE = "https://fhir.hl7.org.uk/StructureDefinition"
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 PRACTICE = "A81001"
-READ_ROLE = {"AuditEvent": "privacy-officer"}  # types only some roles may read
+# types only some roles may read
+READ_ROLE = {"AuditEvent": "privacy-officer", "OrganizationAffiliation": "practice-manager"}
 
 
 def _uk_core_examples_dir() -> Path:
@@ -170,6 +171,25 @@ async def obtain_organization(api: Api) -> tuple[dict[str, Any] | None, str]:
 
 async def obtain_practitioner(api: Api) -> tuple[dict[str, Any] | None, str]:
     return None, api.practitioner_id
+
+
+# A practice outside the demo data: the agreement opens nothing the other tests could see.
+AGREEMENT_GRANTEE = "Y01234"
+
+
+async def obtain_sharing_agreement(api: Api) -> tuple[dict[str, Any] | None, str]:
+    response = await api.create({
+        "resourceType": "OrganizationAffiliation",
+        "active": True,
+        "period": {"start": "2026-01-01", "end": "2027-01-01"},
+        "organization": {"identifier": {"system": ODS, "value": PRACTICE}},
+        "participatingOrganization": {"identifier": {"system": ODS, "value": AGREEMENT_GRANTEE}},
+        "network": [{"display": "Conformance primary care network"}],
+        "code": [{"coding": [{"system": "https://opengpsoc.org/fhir/CodeSystem/sharing-scope",
+                              "code": "read-record"}]}],
+    }, role="practice-manager")
+    assert response.status_code == 201, response.text
+    return response.json(), response.json()["id"]
 
 
 # ----- appointments: Schedule, Slot, Appointment (against the service's real routes) --------
@@ -478,6 +498,10 @@ SERVED: dict[str, Served] = {s.resource_type: s for s in (
            search=lambda r: {"identifier": f"{ODS}|{PRACTICE}"}),
     Served("Practitioner", f"{UKCORE}/UKCore-Practitioner", obtain_practitioner,
            search=lambda r: {"_id": r["id"]}),
+    Served("OrganizationAffiliation", f"{UKCORE}/UKCore-OrganizationAffiliation",
+           obtain_sharing_agreement,
+           search=lambda r: {"participating-organization": f"{ODS}|{AGREEMENT_GRANTEE}"},
+           create_role="practice-manager"),
     Served("Schedule", f"{UKCORE}/UKCore-Schedule", obtain_schedule,
            search=lambda r: {"actor": next(a["reference"] for a in r["actor"]
                                            if a.get("reference", "").startswith("Practitioner/"))},

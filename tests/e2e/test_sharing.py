@@ -86,6 +86,23 @@ async def shared_slots(gateway, headers) -> list[dict[str, Any]]:  # noqa: ANN00
 
 
 @pytest.fixture
+async def ends_agreements(gateway, token):  # noqa: ANN001, ANN201
+    """Agreements a test made are ended when it finishes, pass or fail, so that no other
+    test of the session finds the demo practices linked."""
+    made: list[str] = []
+    yield made
+    manager = token("practice-manager", HOLDER)
+    for agreement_id in made:
+        current = await gateway.get(f"/OrganizationAffiliation/{agreement_id}", headers=manager)
+        if current.status_code == 200 and current.json().get("active"):
+            await gateway.put(
+                f"/OrganizationAffiliation/{agreement_id}",
+                json=dict(current.json(), active=False),
+                headers=manager,
+            )
+
+
+@pytest.fixture
 def other_user_token(test_stack):  # noqa: ANN001, ANN201
     """A second user of the linked practice with the same role (break-glass is personal)."""
 
@@ -101,7 +118,7 @@ def other_user_token(test_stack):  # noqa: ANN001, ANN201
 
 
 async def test_an_agreement_in_force_opens_the_record_read_only_and_ending_it_closes_it(
-    gateway, token
+    gateway, token, ends_agreements
 ):
     pid = await registered_with_allergy(gateway, token, "Sharedrecord")
     linked_gp = token("gp", LINKED)
@@ -134,6 +151,7 @@ async def test_an_agreement_in_force_opens_the_record_read_only_and_ending_it_cl
     )
     assert made.status_code == 201, made.text
     shared = made.json()
+    ends_agreements.append(shared["id"])
     assert shared["meta"]["versionId"] == "1"
     # The grantee's manager and the holder's privacy officer can review it.
     for reviewer in (token("practice-manager", LINKED), token("privacy-officer", HOLDER)):
@@ -153,6 +171,15 @@ async def test_an_agreement_in_force_opens_the_record_read_only_and_ending_it_cl
     assert opened.status_code == 200, opened.text
     # ... and the clinical record follows once the agreement event has been projected.
     assert await eventually(lambda: _when(allergies_seen(gateway, linked_gp, pid), 1))
+    # Every way into the record opens with it: history, _id search, $everything.
+    history = await gateway.get(f"/Patient/{pid}/_history", headers=linked_gp)
+    assert history.status_code == 200 and history.json()["total"] == 1
+    by_id = await gateway.get("/Patient", params={"_id": pid}, headers=linked_gp)
+    assert by_id.json()["total"] == 1
+    everything = await gateway.get(f"/Patient/{pid}/$everything", headers=linked_gp)
+    assert everything.status_code == 200, everything.text
+    types = {e["resource"]["resourceType"] for e in everything.json()["entry"]}
+    assert {"Patient", "AllergyIntolerance"} <= types
     # Read-only: the linked practice cannot change the holder's registration.
     changed = dict(opened.json(), gender="unknown")
     assert (
@@ -170,11 +197,14 @@ async def test_an_agreement_in_force_opens_the_record_read_only_and_ending_it_cl
     assert amended.json()["meta"]["versionId"] == "2"
     assert (await gateway.get(f"/Patient/{pid}", headers=linked_gp)).status_code == 404
     assert await eventually(lambda: _when(allergies_seen(gateway, linked_gp, pid), 0))
+    assert (await gateway.get(f"/Patient/{pid}/$everything", headers=linked_gp)).status_code == 404
+    by_id = await gateway.get("/Patient", params={"_id": pid}, headers=linked_gp)
+    assert by_id.json()["total"] == 0
     # The holder's own staff never lost anything.
     assert (await gateway.get(f"/Patient/{pid}", headers=token("gp", HOLDER))).status_code == 200
 
 
-async def test_an_agreement_outside_its_period_opens_nothing(gateway, token):
+async def test_an_agreement_outside_its_period_opens_nothing(gateway, token, ends_agreements):
     pid = await registered_with_allergy(gateway, token, "Futureshare")
     tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     made = await gateway.post(
@@ -183,6 +213,7 @@ async def test_an_agreement_outside_its_period_opens_nothing(gateway, token):
         json=agreement("read-record", start=tomorrow, end=tomorrow + dt.timedelta(days=30)),
     )
     assert made.status_code == 201, made.text
+    ends_agreements.append(made.json()["id"])
     assert (await gateway.get(f"/Patient/{pid}", headers=token("gp", LINKED))).status_code == 404
 
     # Bad agreements are refused with the field named, and nothing is stored.
@@ -197,7 +228,7 @@ async def test_an_agreement_outside_its_period_opens_nothing(gateway, token):
 
 
 async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared_book(
-    gateway, token
+    gateway, token, ends_agreements
 ):
     reception = token("receptionist", LINKED)
     holder_slots = {
@@ -217,6 +248,7 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
         ),
     )
     assert made.status_code == 201, made.text
+    ends_agreements.append(made.json()["id"])
     pid = (
         await gateway.post(
             "/Patient", json=patient(family="Hubbooking"), headers=token("receptionist", HOLDER)
@@ -261,6 +293,20 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
         await gateway.get(f"/Appointment/{appointment_id}", headers=reception)
     ).status_code == 200
 
+    # Ended, the agreement closes the book again (and leaves nothing open for other tests).
+    ended = await gateway.put(
+        f"/OrganizationAffiliation/{made.json()['id']}",
+        json=dict(made.json(), active=False),
+        headers=token("practice-manager", HOLDER),
+    )
+    assert ended.status_code == 200, ended.text
+
+    async def closed() -> bool:
+        seen = {e["resource"]["id"] for e in await shared_slots(gateway, reception)}
+        return not seen & holder_slots
+
+    assert await eventually(closed)
+
 
 async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_alerted(
     gateway, token, other_user_token, platform
@@ -271,7 +317,8 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
             "/Patient", json=patient(family="Notopened"), headers=token("receptionist", HOLDER)
         )
     ).json()["id"]
-    gp = token("gp", LINKED)
+    # A user of its own: the grant is personal, and no demo user is left holding one.
+    gp = other_user_token("gp", LINKED)
     assert (await gateway.get(f"/Patient/{pid}", headers=gp)).status_code == 404
 
     def reason(text: str) -> dict[str, Any]:
@@ -332,17 +379,20 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
         if ext["url"].endswith("break-glass-reason")
     )
 
-    # The grant is time-limited: once it has lapsed the record is closed again.
-    database = platform.databases["patient-index"]
-    conn = await asyncpg.connect(database.superuser_url)
-    try:
-        await conn.execute(
-            "UPDATE access_grants SET ends_at = now() - interval '1 second' WHERE patient_id = $1",
-            pid,
-        )
-    finally:
-        await conn.close()
+    # The grant is time-limited: once it has lapsed (moved into the past here, in every
+    # service's projection) the record is closed again.
+    for service in ("patient-index", "clinical-notes", "prescribing", "appointments"):
+        conn = await asyncpg.connect(platform.databases[service].superuser_url)
+        try:
+            await conn.execute(
+                "UPDATE access_grants SET ends_at = now() - interval '1 second' "
+                "WHERE patient_id = $1",
+                pid,
+            )
+        finally:
+            await conn.close()
     assert (await gateway.get(f"/Patient/{pid}", headers=gp)).status_code == 404
+    assert await allergies_seen(gateway, gp, pid) == 0
 
 
 async def _when(value, expected: int) -> bool:  # noqa: ANN001
