@@ -21,7 +21,7 @@ async def test_who_viewed_this_record_is_one_query_and_the_chain_verifies(gatewa
     viewers: list[str] = []
     for _ in range(90):
         response = await gateway.get(
-            "/AuditEvent", params={"patient": pid, "action": "R"}, headers=officer
+            "/AuditEvent", params={"patient": pid, "action": "R", "outcome": "0"}, headers=officer
         )
         assert response.status_code == 200, response.text
         viewers = [
@@ -31,7 +31,27 @@ async def test_who_viewed_this_record_is_one_query_and_the_chain_verifies(gatewa
         if len(viewers) >= 2:
             break
         await asyncio.sleep(0.5)
-    assert sorted(viewers) == ["gp", "nurse"]  # the other practice's probe is not ours to see
+    assert sorted(viewers) == ["gp", "nurse"]
+
+    # The other practice's probe (answered 404, existence not disclosed to it) is in this
+    # practice's trail as a refused attempt: the holder's privacy officer sees who tried.
+    async def probe() -> list[dict]:
+        response = await gateway.get(
+            "/AuditEvent", params={"patient": pid, "outcome": "4"}, headers=officer
+        )
+        return [e["resource"] for e in response.json().get("entry", [])]
+
+    for _ in range(90):
+        attempts = await probe()
+        if attempts:
+            break
+        await asyncio.sleep(0.5)
+    assert [a["source"]["site"] for a in attempts] == ["A81002"]
+    # The prober's own practice sees its user's attempt, and nothing of the patient.
+    theirs = await gateway.get(
+        "/AuditEvent", params={"patient": pid}, headers=token("privacy-officer", "A81002")
+    )
+    assert [e["resource"]["outcome"] for e in theirs.json().get("entry", [])] in ([], ["4"])
 
     assert (
         await gateway.get("/AuditEvent", params={"patient": pid}, headers=token("receptionist"))

@@ -180,6 +180,17 @@ async def test_an_agreement_in_force_opens_the_record_read_only_and_ending_it_cl
     assert everything.status_code == 200, everything.text
     types = {e["resource"]["resourceType"] for e in everything.json()["entry"]}
     assert {"Patient", "AllergyIntolerance"} <= types
+
+    # The holder's privacy officer sees the linked practice's views of the record.
+    async def disclosed() -> bool:
+        found = await gateway.get(
+            "/AuditEvent", params={"patient": pid}, headers=token("privacy-officer", HOLDER)
+        )
+        assert found.status_code == 200, found.text
+        sites = {e["resource"]["source"]["site"] for e in found.json().get("entry", [])}
+        return LINKED in sites
+
+    assert await eventually(disclosed)
     # Read-only: the linked practice cannot change the holder's registration.
     changed = dict(opened.json(), gender="unknown")
     assert (

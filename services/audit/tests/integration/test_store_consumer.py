@@ -9,20 +9,20 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from audit_trail.adapters.tables import audit_records, inbox, outbox
-from audit_trail.entrypoints.consumer import store_consumer
+from audit_trail.entrypoints.consumer import PATIENT_TOPIC, store_consumer
 from audit_trail.service_layer.verification import verify_database
 from gpsoc_kit.audit import AUDIT_TOPIC
 from sqlalchemy import func, select, text
 
 
 async def position_group_at_end(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    """Commit the topic's current end offsets for `group`: the shared test topic's history
+    """Commit the topics' current end offsets for `group`: the shared test topics' history
     (other services' tests publish there too) is not this test's to consume."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        partitions = [TopicPartition(AUDIT_TOPIC, p)
-                      for p in sorted(await producer.partitions_for(AUDIT_TOPIC))]
+        partitions = [TopicPartition(topic, p) for topic in (AUDIT_TOPIC, PATIENT_TOPIC)
+                      for p in sorted(await producer.partitions_for(topic) or ())]
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.chain import AuditRecord, ChainHead, canonical_json
 from ..domain.entry import AuditEntry
-from .tables import CHAIN_HEAD_ID, audit_records, chain_head
+from .tables import CHAIN_HEAD_ID, audit_records, chain_head, patient_practices
 
 _RECORD = audit_records.c
 
@@ -151,3 +152,25 @@ def _conditions(practice: str, criteria: AuditCriteria) -> Sequence[ColumnElemen
     for operator, moment in criteria.recorded:
         conditions.append(_RECORD.recorded_at.op(operator)(moment))
     return conditions
+
+
+class PatientPracticeRepository:
+    """Which practice holds each patient, as patient.events.v1 last said."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def record(self, patient_id: str, practice: str) -> None:
+        statement = pg_insert(patient_practices).values(patient_id=patient_id,
+                                                        practice_code=practice)
+        await self._conn.execute(statement.on_conflict_do_update(
+            index_elements=[patient_practices.c.patient_id],
+            set_={"practice_code": statement.excluded.practice_code}))
+
+    async def holding(self, patient_ids: Sequence[str]) -> set[str]:
+        if not patient_ids:
+            return set()
+        rows = await self._conn.execute(
+            select(patient_practices.c.practice_code).distinct()
+            .where(patient_practices.c.patient_id.in_(list(patient_ids))))
+        return set(rows.scalars())

@@ -63,5 +63,16 @@ chain_head = Table(
 )
 CHAIN_HEAD_ID = 1
 
+# Which practice holds each patient (from patient.events.v1): an access by another
+# practice's user (under a sharing agreement or break-glass) is copied into the holding
+# practice's trail, so its privacy officer's "who viewed this record" sees it. Holds ids
+# and ODS codes only.
+patient_practices = Table(
+    "patient_practices",
+    metadata,
+    Column("patient_id", Text, primary_key=True),
+    Column("practice_code", String(10), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

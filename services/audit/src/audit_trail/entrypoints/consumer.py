@@ -1,5 +1,8 @@
 """The audit store's consumer: every service's audit events, appended to the chain.
 
+It also reads patient.events.v1 for one fact: which practice holds each patient, so an
+access from another practice is copied into the holder's trail (see the handler).
+
 Consumer group `audit.store`. The runner records each event id in the inbox in the
 same transaction as the append, so a redelivered event is stored once. An event
 that cannot be indexed is dead-lettered on `audit.events.v1.dlq` with the reason.
@@ -29,13 +32,26 @@ async def on_audit_recorded(event: CloudEvent, uow: UnitOfWork) -> None:
         raise PermanentFailure(str(exc)) from None
 
 
-HANDLERS = {AUDIT_EVENT_TYPE: on_audit_recorded}
+async def on_patient_event(event: CloudEvent, uow: UnitOfWork) -> None:
+    try:
+        await handlers.record_patient_practice(uow, event)
+    except UnreadableAuditEvent as exc:
+        raise PermanentFailure(str(exc)) from None
+
+
+PATIENT_TOPIC = "patient.events.v1"
+HANDLERS = {
+    AUDIT_EVENT_TYPE: on_audit_recorded,
+    **{event_type: on_patient_event for event_type in (
+        "patient.registered.v1", "patient.updated.v1", "patient.deceased.v1",
+        "patient.deregistered.v1")},
+}
 
 
 def store_consumer(settings: Settings, unit_of_work: UnitOfWorkFactory, *,
                    group_id: str = STORE_GROUP) -> ConsumerRunner:
     return ConsumerRunner(
-        ConsumerConfig(settings.service_name, group_id, (AUDIT_TOPIC,),
+        ConsumerConfig(settings.service_name, group_id, (AUDIT_TOPIC, PATIENT_TOPIC),
                        settings.kafka_bootstrap_servers),
         unit_of_work=unit_of_work, inbox=inbox, handlers=HANDLERS, schemas=SCHEMAS,
     )

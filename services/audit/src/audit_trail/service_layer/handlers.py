@@ -7,6 +7,7 @@ outbox, and those events come back here to be stored in their turn.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -19,25 +20,51 @@ from gpsoc_kit.search import SearchRequest, parse_datetime_param, parse_referenc
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters.fhir import audit_event_resource
-from ..adapters.repository import AuditCriteria, AuditRecordRepository
+from ..adapters.repository import AuditCriteria, AuditRecordRepository, PatientPracticeRepository
 from ..domain import chain
 from ..domain.entry import ACTIONS, OUTCOMES, entry_from_event
-from ..domain.errors import AccessDenied, InvalidSearch, NotFound
+from ..domain.errors import AccessDenied, InvalidSearch, NotFound, UnreadableAuditEvent
 
 SOURCE = "urn:opengpsoc:audit"
 AUDIT_SEARCH_PARAMETERS = ("patient", "agent", "date", "action", "outcome")
 
 
 async def store_audit_event(uow: UnitOfWork, event: CloudEvent) -> chain.AuditRecord:
-    """Append one audit event to the chain (the consumer's inbox makes a redelivery a no-op)."""
+    """Append one audit event to the chain (the consumer's inbox makes a redelivery a no-op).
+
+    An access to a patient held by another practice (a sharing agreement, break-glass) is
+    also appended to that practice's trail as a disclosure record, the same AuditEvent
+    under its own chain link, so "who viewed this patient's record" is still one query
+    for the holding practice's privacy officer.
+    """
     entry = entry_from_event(event_id=event.id, source=event.source, practice=event.practice,
                              audit_event=event.data)
     records = AuditRecordRepository(uow.conn)
     head = await records.lock_head()
-    record = chain.append(head, entry, record_id=str(uuid.uuid4()),
-                          stored_at=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    record = chain.append(head, entry, record_id=str(uuid.uuid4()), stored_at=now)
     await records.append(record)
+    holders = await PatientPracticeRepository(uow.conn).holding(entry.patient_ids)
+    previous = record
+    for holder in sorted(holders - {entry.practice_code}):
+        await uow.switch_practice(holder)
+        disclosure = dataclasses.replace(entry, practice_code=holder,
+                                         event_id=f"{entry.event_id}:disclosed-to:{holder}")
+        previous = chain.append(chain.ChainHead(previous.seq, previous.hash), disclosure,
+                                record_id=str(uuid.uuid4()), stored_at=now)
+        await records.append(previous)
+    if holders - {entry.practice_code}:
+        await uow.switch_practice(entry.practice_code)
     return record
+
+
+async def record_patient_practice(uow: UnitOfWork, event: CloudEvent) -> None:
+    """A patient event says which practice holds the patient."""
+    patient = event.data.get("patient")
+    patient_id = patient.get("id") if isinstance(patient, dict) else None
+    if not isinstance(patient_id, str) or not patient_id:
+        raise UnreadableAuditEvent("patient event without a patient id")
+    await PatientPracticeRepository(uow.conn).record(patient_id, event.practice)
 
 
 async def search_audit_events(
