@@ -19,7 +19,7 @@ evaluates as InitPlans, and `practice_code = ANY(<array>)` stays an index condit
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -112,28 +112,20 @@ LANGUAGE sql STABLE AS $$
 $$
         """,
         # Break-glass grants belong to one user of the caller's practice, for one patient.
-        """
-CREATE FUNCTION gpsoc_break_glass_practices() RETURNS TEXT[]
+        *(
+            f"""
+CREATE FUNCTION gpsoc_break_glass_{name}() RETURNS TEXT[]
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(DISTINCT g.grantor_practice), '{}'::TEXT[])
+    SELECT coalesce(array_agg(DISTINCT g.{column}), '{{}}'::TEXT[])
     FROM access_grants g
     WHERE g.kind = 'break-glass' AND g.active
       AND g.grantee_practice = current_setting('app.practice', true)
       AND g.grantee_user = nullif(current_setting('app.user', true), '')
       AND g.starts_at <= now() AND g.ends_at > now()
 $$
-        """,
-        """
-CREATE FUNCTION gpsoc_break_glass_patients() RETURNS TEXT[]
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(DISTINCT g.patient_id), '{}'::TEXT[])
-    FROM access_grants g
-    WHERE g.kind = 'break-glass' AND g.active
-      AND g.grantee_practice = current_setting('app.practice', true)
-      AND g.grantee_user = nullif(current_setting('app.user', true), '')
-      AND g.starts_at <= now() AND g.ends_at > now()
-$$
-        """,
+            """
+            for name, column in (("practices", "grantor_practice"), ("patients", "patient_id"))
+        ),
     ]
 
 
@@ -267,6 +259,29 @@ def practice_policies_downgrade_sql(table: str) -> list[str]:
         ),
         f"CREATE POLICY {table}_practice_isolation ON {table} USING ({own}) WITH CHECK ({own})",
     ]
+
+
+# A migration's table plan: table -> (its patient column for break-glass, the scopes that
+# open its reads, the scopes that open its writes).
+TablePlan = Mapping[str, tuple[str | None, Sequence[str], Sequence[str]]]
+
+
+def sharing_upgrade_sql(tables: TablePlan) -> list[str]:
+    """The projection, its functions and every table's sharing policies."""
+    statements = access_grants_sql()
+    for table, (patient_column, read_scopes, write_scopes) in tables.items():
+        statements += practice_policies_sql(
+            table,
+            patient_column=patient_column,
+            read_scopes=read_scopes,
+            write_scopes=write_scopes,
+        )
+    return statements
+
+
+def sharing_downgrade_sql(tables: TablePlan) -> list[str]:
+    statements = [s for table in tables for s in practice_policies_downgrade_sql(table)]
+    return statements + DROP_ACCESS_GRANTS_SQL
 
 
 DROP_ACCESS_GRANTS_SQL = [

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from alembic import op
 from gpsoc_kit.sharing import (
-    DROP_ACCESS_GRANTS_SQL,
     SCOPE_BOOK,
     SCOPE_READ_RECORD,
-    access_grants_sql,
-    practice_policies_downgrade_sql,
-    practice_policies_sql,
+    TablePlan,
+    sharing_downgrade_sql,
+    sharing_upgrade_sql,
 )
 
 revision = "0003"
@@ -28,7 +27,7 @@ RECORD = (SCOPE_READ_RECORD,)
 BOOK = (SCOPE_BOOK,)
 
 # table: (patient column for break-glass, scopes that open reads, scopes that open writes)
-TABLES = {
+TABLES: TablePlan = {
     "staff": (None, BOOK, ()),
     "patients": ("id", BOTH, ()),
     "schedules": (None, BOOK, ()),
@@ -42,21 +41,10 @@ TABLES = {
 
 
 def upgrade() -> None:
-    for statement in access_grants_sql():
+    for statement in sharing_upgrade_sql(TABLES):
         op.execute(statement)
-    for table, (patient_column, read_scopes, write_scopes) in TABLES.items():
-        for statement in practice_policies_sql(
-            table,
-            patient_column=patient_column,
-            read_scopes=read_scopes,
-            write_scopes=write_scopes,
-        ):
-            op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        for statement in practice_policies_downgrade_sql(table):
-            op.execute(statement)
-    for statement in DROP_ACCESS_GRANTS_SQL:
+    for statement in sharing_downgrade_sql(TABLES):
         op.execute(statement)

@@ -1,7 +1,7 @@
 """Sharing: the access_grants projection, and policies that open the clinical record to
 read-record agreements and break-glass grants (writes stay in the authoring practice).
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -9,25 +9,21 @@ from __future__ import annotations
 
 from alembic import op
 from gpsoc_kit.sharing import (
-    DROP_ACCESS_GRANTS_SQL,
-    SCOPE_BOOK,
     SCOPE_READ_RECORD,
-    access_grants_sql,
-    practice_policies_downgrade_sql,
-    practice_policies_sql,
+    TablePlan,
+    sharing_downgrade_sql,
+    sharing_upgrade_sql,
 )
 
-revision = "0003"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-BOTH = (SCOPE_READ_RECORD, SCOPE_BOOK)
 RECORD = (SCOPE_READ_RECORD,)
-BOOK = (SCOPE_BOOK,)
 
 # table: (patient column for break-glass, scopes that open reads, scopes that open writes)
-TABLES = {
+TABLES: TablePlan = {
     "clinical_entries": ("patient_id", RECORD, ()),
     "entry_versions": (None, RECORD, ()),
     "patients": ("id", RECORD, ()),
@@ -36,21 +32,10 @@ TABLES = {
 
 
 def upgrade() -> None:
-    for statement in access_grants_sql():
+    for statement in sharing_upgrade_sql(TABLES):
         op.execute(statement)
-    for table, (patient_column, read_scopes, write_scopes) in TABLES.items():
-        for statement in practice_policies_sql(
-            table,
-            patient_column=patient_column,
-            read_scopes=read_scopes,
-            write_scopes=write_scopes,
-        ):
-            op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        for statement in practice_policies_downgrade_sql(table):
-            op.execute(statement)
-    for statement in DROP_ACCESS_GRANTS_SQL:
+    for statement in sharing_downgrade_sql(TABLES):
         op.execute(statement)

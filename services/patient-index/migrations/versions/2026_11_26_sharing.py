@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from alembic import op
 from gpsoc_kit.sharing import (
-    DROP_ACCESS_GRANTS_SQL,
     SCOPE_BOOK,
     SCOPE_READ_RECORD,
-    access_grants_sql,
-    practice_policies_downgrade_sql,
-    practice_policies_sql,
+    TablePlan,
+    sharing_downgrade_sql,
+    sharing_upgrade_sql,
 )
 
 revision = "0003"
@@ -92,32 +91,28 @@ CREATE TRIGGER patients_directory AFTER INSERT OR UPDATE OF practice_code ON pat
     "ALTER TABLE patients FORCE ROW LEVEL SECURITY",
 ]
 
-POLICIES = [
-    *practice_policies_sql("patients", patient_column="id", read_scopes=(SCOPE_READ_RECORD,)),
-    *practice_policies_sql(
-        "patient_versions", patient_column="patient_id", read_scopes=(SCOPE_READ_RECORD,)
-    ),
+# table: (patient column for break-glass, scopes that open reads, scopes that open writes)
+TABLES: TablePlan = {
+    "patients": ("id", (SCOPE_READ_RECORD,), ()),
+    "patient_versions": ("patient_id", (SCOPE_READ_RECORD,), ()),
     # A linked practice's users see who works there and where (slots name them).
-    *practice_policies_sql("organizations", read_scopes=BOTH),
-    *practice_policies_sql("practitioners", read_scopes=BOTH),
-]
+    "organizations": (None, BOTH, ()),
+    "practitioners": (None, BOTH, ()),
+}
 
 
 def upgrade() -> None:
-    for statement in access_grants_sql() + STATEMENTS + POLICIES:
+    for statement in sharing_upgrade_sql(TABLES) + STATEMENTS:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("patients", "patient_versions", "organizations", "practitioners"):
-        for statement in practice_policies_downgrade_sql(table):
-            op.execute(statement)
     for statement in (
         "DROP TRIGGER IF EXISTS patients_directory ON patients",
         "DROP FUNCTION IF EXISTS keep_patient_directory()",
         "DROP TABLE IF EXISTS patient_directory",
         "DROP TABLE IF EXISTS sharing_agreement_versions",
         "DROP TABLE IF EXISTS sharing_agreements",
-        *DROP_ACCESS_GRANTS_SQL,
+        *sharing_downgrade_sql(TABLES),
     ):
         op.execute(statement)
