@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from gpsoc_kit.testing.fhir_factories import patient
+from gpsoc_kit.testing.fhir_factories import booking, patient
 from gpsoc_kit.testing.flows import eventually
 
 
@@ -35,17 +35,7 @@ async def test_book_a_demo_slot_then_a_recorded_death_cancels_it(gateway, token)
     async def book() -> Any:
         slot = (await free_slots(gateway, reception))[0]
         response = await gateway.post(
-            "/Appointment",
-            headers=reception,
-            json={
-                "resourceType": "Appointment",
-                "status": "booked",
-                "slot": [{"reference": f"Slot/{slot['id']}"}],
-                "start": slot["start"],
-                "end": slot["end"],
-                "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
-                "description": "Review of cough",
-            },
+            "/Appointment", headers=reception, json=booking(slot, pid, "Review of cough")
         )
         # 422 until patient.registered.v1 has reached the appointments projection.
         return response if response.status_code == 201 else None

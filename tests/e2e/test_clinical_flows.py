@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from devstack.demo import user_for
-from gpsoc_kit.testing.fhir_factories import patient
+from gpsoc_kit.testing.fhir_factories import booking, patient
 from gpsoc_kit.testing.flows import eventually
 from prescribing import examples
 
@@ -117,11 +117,8 @@ async def test_an_arrived_appointment_opens_the_consultation_and_everything_gath
     # midnight is not generated, so late evening waits for the 00:00 slot).
     slot = min((e["resource"] for e in slots["entry"] if e["search"]["mode"] == "match"),
                key=lambda s: s["start"])
-    booked = await when_known(lambda: gateway.post("/Appointment", headers=reception, json={
-        "resourceType": "Appointment", "status": "booked",
-        "slot": [{"reference": f"Slot/{slot['id']}"}], "start": slot["start"], "end": slot["end"],
-        "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
-        "description": "Chest pain review"}))
+    booked = await when_known(lambda: gateway.post(
+        "/Appointment", headers=reception, json=booking(slot, pid, "Chest pain review")))
     assert booked.status_code == 201, booked.text
     appointment = booked.json()
     arrived = await gateway.put(f"/Appointment/{appointment['id']}", headers={

@@ -12,9 +12,10 @@ from typing import Any
 import asyncpg
 import pytest
 from devstack import tokens
-from gpsoc_kit.testing.fhir_factories import patient
+from gpsoc_kit.testing.fhir_factories import booking, patient
 from gpsoc_kit.testing.flows import eventually
 
+from .test_appointments_flow import free_slots
 from .test_clinical_flows import penicillin_allergy, when_known
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -66,23 +67,6 @@ async def allergies_seen(gateway, headers, pid: str) -> int:  # noqa: ANN001
     response = await gateway.get("/AllergyIntolerance", params={"patient": pid}, headers=headers)
     assert response.status_code == 200, response.text
     return total(response.json())
-
-
-async def shared_slots(gateway, headers) -> list[dict[str, Any]]:  # noqa: ANN001
-    now = dt.datetime.now(dt.UTC)
-    response = await gateway.get(
-        "/Slot",
-        headers=headers,
-        params=[
-            ("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
-            ("start", "le" + (now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")),
-            ("status", "free"),
-            ("_include", "Slot:schedule"),
-            ("_count", "100"),
-        ],
-    )
-    assert response.status_code == 200, response.text
-    return response.json().get("entry", [])
 
 
 @pytest.fixture
@@ -242,14 +226,10 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
     gateway, token, ends_agreements
 ):
     reception = token("receptionist", LINKED)
-    holder_slots = {
-        e["resource"]["id"]
-        for e in await shared_slots(gateway, token("receptionist", HOLDER))
-        if e["resource"]["resourceType"] == "Slot"
-    }
+    holder_slots = {s["id"] for s in await free_slots(gateway, token("receptionist", HOLDER))}
     assert holder_slots
     # Without an agreement the holder's book is invisible to the linked practice.
-    assert not holder_slots & {e["resource"]["id"] for e in await shared_slots(gateway, reception)}
+    assert not holder_slots & {s["id"] for s in await free_slots(gateway, reception)}
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     made = await gateway.post(
         "/OrganizationAffiliation",
@@ -267,28 +247,14 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
     ).json()["id"]
 
     async def holder_slot() -> dict[str, Any] | None:
-        slots = [
-            e["resource"]
-            for e in await shared_slots(gateway, reception)
-            if e["resource"]["id"] in holder_slots
-        ]
+        slots = [s for s in await free_slots(gateway, reception) if s["id"] in holder_slots]
         return slots[0] if slots else None
 
     slot = await eventually(holder_slot)
 
     async def book() -> Any:
         response = await gateway.post(
-            "/Appointment",
-            headers=reception,
-            json={
-                "resourceType": "Appointment",
-                "status": "booked",
-                "slot": [{"reference": f"Slot/{slot['id']}"}],
-                "start": slot["start"],
-                "end": slot["end"],
-                "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}],
-                "description": "Extended access appointment",
-            },
+            "/Appointment", headers=reception, json=booking(slot, pid, "Extended access")
         )
         return response if response.status_code != 422 else None
 
@@ -313,7 +279,7 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
     assert ended.status_code == 200, ended.text
 
     async def closed() -> bool:
-        seen = {e["resource"]["id"] for e in await shared_slots(gateway, reception)}
+        seen = {s["id"] for s in await free_slots(gateway, reception)}
         return not seen & holder_slots
 
     assert await eventually(closed)

@@ -74,3 +74,16 @@ def patient(
     }
     resource.update(extra)
     return resource
+
+
+def booking(slot: dict[str, Any], patient_id: str, description: str) -> dict[str, Any]:
+    """An Appointment that books `slot` (a Slot as the API answered it) for a patient."""
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": f"Slot/{slot['id']}"}],
+        "start": slot["start"],
+        "end": slot["end"],
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+        "description": description,
+    }
