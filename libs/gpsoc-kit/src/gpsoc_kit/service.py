@@ -14,17 +14,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
+from . import errors
 from .auth import TokenVerifier
 from .capability import ResourceCapability, capability_statement
 from .consumer import ConsumerConfig, ConsumerRunner, Handler
 from .db import create_engine
 from .events import SchemaRegistry
-from .fhir import FhirResponse
+from .fhir import FhirError, FhirResponse, Issue, not_found
 from .http import RequestContextMiddleware, add_health_routes, install_error_handlers
 from .messaging import notify_channel
 from .relay import OutboxRelay, RelayConfig
@@ -72,6 +73,39 @@ class ServiceApp:
     install_errors: Callable[[FastAPI], None] = field(default=lambda app: None)
 
 
+def install_domain_error_handlers(app: FastAPI) -> None:
+    """The chassis' domain errors (gpsoc_kit.errors) as OperationOutcomes, for every service.
+    Handlers match by class, so a service's own subclasses are answered the same way."""
+
+    @app.exception_handler(errors.InvalidResource)
+    async def _invalid(_: Request, exc: errors.InvalidResource) -> Response:
+        issues = [Issue(p.message, code="invalid", expression=p.expression) for p in exc.problems]
+        return FhirError(422, str(exc), issues=issues).response()
+
+    @app.exception_handler(errors.InvalidSearch)
+    async def _invalid_search(_: Request, exc: errors.InvalidSearch) -> Response:
+        issues = [
+            Issue(p.message, code="invalid", expression=p.expression, details_code="INVALID_PARAMETER")
+            for p in exc.problems
+        ]
+        return FhirError(400, str(exc), issues=issues).response()
+
+    @app.exception_handler(errors.VersionConflict)
+    async def _conflict(_: Request, exc: errors.VersionConflict) -> Response:
+        return FhirError(
+            412, str(exc), code="conflict", details_code="PRECONDITION_FAILED", expression="If-Match"
+        ).response()
+
+    @app.exception_handler(errors.InvalidTransition)
+    async def _transition(_: Request, exc: errors.InvalidTransition) -> Response:
+        return FhirError(422, str(exc), code="business-rule").response()
+
+    @app.exception_handler(errors.NotFound)
+    async def _not_found(_: Request, exc: errors.NotFound) -> Response:
+        resource_type, _, resource_id = str(exc).partition("/")
+        return not_found(resource_type, resource_id).response()
+
+
 def create_service_app(spec: ServiceApp, settings: ServiceSettings) -> FastAPI:
     """The service's FastAPI app; nothing connects until its lifespan starts."""
 
@@ -102,6 +136,7 @@ def create_service_app(spec: ServiceApp, settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_domain_error_handlers(app)
     spec.install_errors(app)
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
 

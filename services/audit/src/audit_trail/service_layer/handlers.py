@@ -23,7 +23,7 @@ from ..adapters.fhir import audit_event_resource
 from ..adapters.repository import AuditCriteria, AuditRecordRepository, PatientPracticeRepository
 from ..domain import chain
 from ..domain.entry import ACTIONS, OUTCOMES, entry_from_event
-from ..domain.errors import AccessDenied, InvalidSearch, NotFound, UnreadableAuditEvent
+from ..domain.errors import AccessDenied, InvalidSearch, NotFound, Problem, UnreadableAuditEvent
 
 SOURCE = "urn:opengpsoc:audit"
 AUDIT_SEARCH_PARAMETERS = ("patient", "agent", "date", "action", "outcome")
@@ -114,7 +114,7 @@ def audit_criteria(search: SearchRequest) -> AuditCriteria:
 def _single(search: SearchRequest, name: str) -> str | None:
     values = search.values(name)
     if len(values) > 1:
-        raise InvalidSearch(f"Give {name} once", expression=name)
+        raise InvalidSearch([Problem(f"Give {name} once", name)])
     return values[0] if values else None
 
 
@@ -140,8 +140,8 @@ def _codes(search: SearchRequest, name: str, allowed: frozenset[str]) -> tuple[s
     codes = tuple(code for value in search.values(name) for code in value.split(","))
     unknown = sorted(set(codes) - allowed)
     if unknown:
-        raise InvalidSearch(f"{name} must be one of {', '.join(sorted(allowed))}; "
-                            f"got {', '.join(unknown)}", expression=name)
+        raise InvalidSearch([Problem(f"{name} must be one of {', '.join(sorted(allowed))}; "
+                                     f"got {', '.join(unknown)}", name)])
     return codes
 
 

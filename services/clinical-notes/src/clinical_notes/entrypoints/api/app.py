@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ...adapters.tables import outbox
 from ...config import Settings
 from ...service_layer.handlers import SOURCE
-from . import errors
 from .capabilities import RESOURCES
 from .routes import router
 
@@ -21,7 +20,6 @@ SPEC = service.ServiceApp(
     outbox=outbox,
     resources=RESOURCES,
     router=router,
-    install_errors=errors.install,
 )
 
 
