@@ -375,7 +375,7 @@ def _encounter(patient_id: str) -> dict[str, Any]:
 
 
 def _clinical_bodies(patient_id: str, gp: str, encounter_id: str) -> dict[str, dict[str, Any]]:
-    """Full UK Core shaped entries (as services/clinical-notes/tests/clinical_factories.py)."""
+    """Full UK Core shaped entries (as clinical_notes.examples builds them)."""
     subject = {"reference": f"Patient/{patient_id}"}
     encounter = {"reference": f"Encounter/{encounter_id}"}
     return {

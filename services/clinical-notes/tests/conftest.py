@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +12,6 @@ import pytest
 from gpsoc_kit.testing.plugin import run_sync
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-# Test modules import the resource builders of clinical_factories.py beside this file.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Not "clinical_notes": the end-to-end platform owns that database name in the test profile.
 TEST_DB = "clinical_notes_t"
 

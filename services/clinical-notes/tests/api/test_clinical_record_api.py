@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from clinical_factories import (
+from clinical_notes.examples import (
     allergy,
     blood_pressure,
     condition,

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from clinical_factories import allergy, condition, encounter, height, no_known_allergy, weight
 from clinical_notes.adapters.tables import inbox, outbox
 from clinical_notes.entrypoints.api.app import unit_of_work_factory
 from clinical_notes.entrypoints.consumer import HANDLERS, TOPICS
 from clinical_notes.events import SCHEMA_DIR
+from clinical_notes.examples import allergy, condition, encounter, height, no_known_allergy, weight
 from gpsoc_kit.audit import AUDIT_SCHEMA_DIR
 from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner
 from gpsoc_kit.db import asyncpg_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clinical_factories import condition
+from clinical_notes.examples import condition
 from clinical_notes.service_layer.terminology import import_release
 
 RELEASE = Path(__file__).resolve().parents[1] / "fixtures" / "rf2"

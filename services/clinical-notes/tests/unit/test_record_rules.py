@@ -5,7 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from clinical_factories import (
+from clinical_notes.domain import entries, observations
+from clinical_notes.domain.errors import InvalidResource, InvalidTransition
+from clinical_notes.domain.events import EventType, event_data, event_for
+from clinical_notes.domain.primary_care_refset import CONCEPTS
+from clinical_notes.domain.snomed import is_concept_id, search, verhoeff_valid
+from clinical_notes.examples import (
     allergy,
     blood_pressure,
     condition,
@@ -15,11 +20,6 @@ from clinical_factories import (
     no_known_allergy,
     weight,
 )
-from clinical_notes.domain import entries, observations
-from clinical_notes.domain.errors import InvalidResource, InvalidTransition
-from clinical_notes.domain.events import EventType, event_data, event_for
-from clinical_notes.domain.primary_care_refset import CONCEPTS
-from clinical_notes.domain.snomed import is_concept_id, search, verhoeff_valid
 
 PATIENT = str(uuid.uuid4())
 

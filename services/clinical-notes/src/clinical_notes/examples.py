@@ -1,4 +1,4 @@
-"""Valid clinical entries for tests, UK Core shaped."""
+"""Valid clinical entries, UK Core shaped, built the same way by the tests and anyone trying the API."""
 
 from __future__ import annotations
 
