@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from gpsoc_kit.audit import AUDIT_SCHEMA_DIR, AUDIT_TOPIC
 from gpsoc_kit.events import CloudEvent, SchemaRegistry
 
@@ -26,16 +26,13 @@ class AuditTopic:
     """audit.events.v1 read from its end as it was when the test began."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          group_id=None)
+        self._consumer = AIOKafkaConsumer(AUDIT_TOPIC, bootstrap_servers=bootstrap,
+                                          enable_auto_commit=False, group_id=None)
 
     async def start(self) -> None:
         await self._consumer.start()
-        await self._consumer.topics()  # fetches the cluster's metadata
-        partitions = self._consumer.partitions_for_topic(AUDIT_TOPIC) or ()
-        assert partitions, f"{AUDIT_TOPIC} exists on the test stack"
-        assigned = [TopicPartition(AUDIT_TOPIC, p) for p in partitions]
-        self._consumer.assign(assigned)
+        assigned = list(self._consumer.assignment())
+        assert assigned, f"{AUDIT_TOPIC} exists on the test stack"
         await self._consumer.seek_to_end(*assigned)
         for tp in assigned:  # resolve the end offsets now, before the request is sent
             await self._consumer.position(tp)
