@@ -112,6 +112,9 @@ class Rule:
     operation: str | None = None  # "$everything" for interaction "operation"
     when: tuple[tuple[str, str], ...] = ()  # body conditions: (("intent", "plan"),)
     note: str = ""
+    # False: the service answers 405 to everyone (records are never deleted, prescriptions
+    # change only through their operations); the route stays so the client learns why.
+    supported: bool = True
     # The service side lands separately; the gateway already routes and enforces it.
     pending: bool = False
 
@@ -272,7 +275,7 @@ def _instance_rules(
     if delete_refused:
         rows.append(
             Rule("DELETE", f"{base}/{{id}}", resource_type, "delete", service, AUTHENTICATED,
-                 note="never deleted: the service answers 405 to everyone")
+                 note="never deleted: the service answers 405", supported=False)
         )
     return rows
 
@@ -340,7 +343,7 @@ RULES: tuple[Rule, ...] = (
     *_instance_rules("prescribing", "MedicationRequest", read=needs(P.READ_MEDICATION),
                      history=True, delete_refused=True),
     Rule("PUT", "/MedicationRequest/{id}", "MedicationRequest", "update", "prescribing",
-         AUTHENTICATED, note="changes go through $issue, $stop, $cancel: 405 to everyone"),
+         AUTHENTICATED, note="changes go through $issue, $stop, $cancel", supported=False),
     _operation("POST", "/MedicationRequest/{id}/$issue", "MedicationRequest", "prescribing",
                needs(P.ISSUE_PRESCRIPTION)),
     _operation("POST", "/MedicationRequest/{id}/$stop", "MedicationRequest", "prescribing",

@@ -142,6 +142,12 @@ def test_every_rule_names_a_service_and_a_fhir_interaction():
     assert len({r.name for r in MATRIX}) == len(MATRIX), "rule names are unique"
 
 
+def test_an_interaction_no_one_may_use_still_needs_a_known_role():
+    unsupported = [r for r in MATRIX if not r.supported]
+    assert {r.interaction for r in unsupported} == {"delete", "update"}
+    assert all(r.requires == AUTHENTICATED for r in unsupported)
+
+
 def test_a_conditional_variant_after_the_catch_all_is_refused():
     with pytest.raises(ValueError, match="last variant"):
         PermissionMatrix([
