@@ -314,9 +314,15 @@ FAILED_READS = {  # service -> (role, a read of something that does not exist)
     "clinical-notes": ("gp", "Condition"),
     "audit": ("privacy-officer", "AuditEvent"),
 }
-UNAUDITED_FAILURES = pytest.mark.xfail(strict=True, reason=(
-    "gap: appointments' and audit's own UowDep (entrypoints/api/deps.py) does not audit a "
-    "failed request as the chassis' gpsoc_kit.http.UowDep does; fix in the access-tests report"))
+UNAUDITED_FAILURES = {
+    "appointments": pytest.mark.xfail(strict=True, reason=(
+        "gap: appointments' own UowDep (entrypoints/api/deps.py) does not audit a failed "
+        "request as the chassis' gpsoc_kit.http.UowDep does; fix in the access-tests report")),
+    "audit": pytest.mark.xfail(strict=True, reason=(
+        "gap: the audit store's own UowDep audits no failed request but refusals (its API "
+        "tests assert that a 400 search is not audited); to be decided, see the "
+        "access-tests report")),
+}
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +345,7 @@ async def failed_reads(gateway, token) -> dict[str, tuple[str, list[dict[str, An
 
 
 @pytest.mark.parametrize("service", [
-    pytest.param(s, marks=UNAUDITED_FAILURES) if s in ("appointments", "audit") else s
+    pytest.param(s, marks=UNAUDITED_FAILURES[s]) if s in UNAUDITED_FAILURES else s
     for s in FAILED_READS
 ])
 async def test_a_failed_request_is_audited_once_in_every_service(failed_reads, service):
