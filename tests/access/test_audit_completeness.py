@@ -15,6 +15,11 @@ What each request should leave:
 - `Patient/$everything` is assembled by the gateway from one read and five searches, each
   made to the service that owns the data, which audits it: six records, all with the one
   request id (the gateway itself adds none, so the record is neither missing nor doubled).
+
+Gaps found here in code this suite does not own are kept visible as strict xfails (each
+turns into a failure the day it is fixed, so its marker is removed then): service records
+carry no trace id with tracing off; a search that finds nothing names neither the patient
+nor the resource type; appointments (and, by choice, the audit store) do not audit failures.
 """
 
 from __future__ import annotations
