@@ -1,4 +1,6 @@
-"""The gateway's ASGI app: verify the token, route by resource type, forward, answer in FHIR."""
+"""The gateway's ASGI app: verify the token, look the route up in the permission matrix
+(404 if the platform serves no such route, 403 and an audit record if the caller's roles
+do not grant it), forward to the service that answers it, answer in FHIR."""
 
 from __future__ import annotations
 
@@ -7,19 +9,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from gpsoc_kit import metrics
-from gpsoc_kit.auth import bearer_token
+from gpsoc_kit.access import MATRIX
+from gpsoc_kit.auth import Principal, bearer_token
 from gpsoc_kit.fhir import FhirError, FhirResponse
 from gpsoc_kit.http import RequestContextMiddleware, add_health_routes, install_error_handlers
 from gpsoc_kit.service import verifier_for
 from gpsoc_kit.telemetry import practice_var
 from starlette.responses import Response
 
+from .access import DenialAudit, enforce, not_served, resolve
 from .capability import CapabilityCache
 from .config import GatewaySettings
 from .everything import patient_everything
 from .limits import SecurityHeadersMiddleware, TokenBuckets, retry_after_header
 from .proxy import forward, new_client, new_proxy_session
 from .routing import RouteTable, Upstream, configured_upstreams
+from .tracecontext import TraceContextMiddleware
 
 PROXIED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -28,6 +33,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     routes = RouteTable(configured_upstreams(settings))
     capabilities = CapabilityCache(routes.upstreams)
+    denials = DenialAudit(settings.kafka_bootstrap_servers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +51,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await app.state.client.aclose()
             await app.state.proxy.close()
+            await denials.close()
 
     app = FastAPI(
         title="openGPSoC gateway",
@@ -55,6 +62,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(TraceContextMiddleware)
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_allow_origins:
@@ -100,7 +108,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await capabilities.statement(app.state.client, settings.public_base_url)
         )
 
-    async def admit(request: Request) -> None:
+    async def admit(request: Request) -> Principal:
         """Authenticate, then apply the rate limits and the _count ceiling."""
         principal = await app.state.token_verifier.verify(
             bearer_token(request.headers.get("authorization"))
@@ -120,10 +128,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         count = request.query_params.get("_count")
         if count is not None and count.isdigit() and int(count) > settings.max_count:
             raise FhirError(400, f"_count may be at most {settings.max_count}", expression="_count")
+        return principal
+
+    async def authorise(request: Request, principal: Principal, path: str, body: bytes = b""):  # noqa: ANN202
+        """The request's rule in the permission matrix: 404 if none, 403 (audited) if not granted."""
+        match = resolve(MATRIX, request.method, path, body)
+        await enforce(denials, principal, match, request.query_params, request.url.query)
+        return match
 
     @app.get(f"{base}/Patient/{{patient_id}}/$everything")
     async def everything(request: Request, patient_id: str) -> Response:
-        await admit(request)
+        principal = await admit(request)
+        await authorise(request, principal, f"Patient/{patient_id}/$everything")
         bundle = await patient_everything(
             app.state.client,
             routes,
@@ -155,12 +171,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return response
 
     async def forward_request(request: Request, path: str, resource_type: str) -> Response:
-        await admit(request)
-        upstream = routes.for_resource_type(resource_type)
-        if upstream is None:
-            raise FhirError(
-                404, f"Resource type '{resource_type}' is not served here", code="not-supported"
-            )
+        principal = await admit(request)
+        if MATRIX.route(request.method, path) is None:
+            raise not_served()
         body = await request.body()
         if len(body) > settings.max_body_bytes:
             raise FhirError(
@@ -168,6 +181,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 f"The request body is larger than {settings.max_body_bytes} bytes",
                 code="too-costly",
             )
+        match = await authorise(request, principal, path, body)
+        upstream = routes.for_service(match.rule.service)
+        if upstream is None:
+            raise not_served()
         url = f"{upstream.base_url}/{path}"
         if request.url.query:
             url += "?" + request.url.query

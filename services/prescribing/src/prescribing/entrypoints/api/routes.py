@@ -6,7 +6,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from gpsoc_kit.auth import Permission
+from gpsoc_kit.access import MATRIX, Requirement
+from gpsoc_kit.auth import Permission, Principal
 from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, searchset
 from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
 from gpsoc_kit.search import parse_search
@@ -19,6 +20,20 @@ from .deps import UowDep
 router = APIRouter()
 
 READ = require(Permission.READ_MEDICATION)
+
+
+# The permission matrix's rules this module enforces beyond `require(Permission.X)`.
+_FORMULARY = MATRIX.rule("GET /Medication").requires  # any member of staff: a known role
+_ANY_CREATE = MATRIX.rule("POST /MedicationRequest").requires  # one of the three
+
+
+def _require(requires: Requirement, principal: Principal) -> None:
+    """Refuse (403) what the matrix refuses the caller. Called inside the route, so the
+    chassis' unit of work audits the refusal."""
+    if not requires.allows(principal):
+        raise FhirError(403, f"Your role does not permit this: it needs "
+                        f"{requires.missing(principal)}", code="forbidden",
+                        details_code="ACCESS_DENIED")
 
 
 def _base(request: Request) -> str:
@@ -57,6 +72,7 @@ async def _parameters(request: Request) -> dict[str, str]:
 # ---- Medication: the formulary, reference data any member of staff may read -------------
 @router.get("/Medication")
 async def search_medications(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+    _require(_FORMULARY, principal)
     search = _search(request, handlers.MEDICATION_SEARCH_PARAMETERS)
     resources, total = await handlers.search_medications(uow, search)
     return FhirResponse(searchset(resources, total=total, base_url=_base(request),
@@ -66,6 +82,7 @@ async def search_medications(request: Request, uow: UowDep, principal: CurrentPr
 
 @router.get("/Medication/{dmd_id}")
 async def read_medication(dmd_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+    _require(_FORMULARY, principal)
     return FhirResponse(await handlers.read_medication(uow, dmd_id))
 
 
@@ -75,6 +92,8 @@ async def create_medication_request(request: Request, uow: UowDep,
                                     principal: CurrentPrincipal) -> Response:
     """intent=plan authorises; intent=order issues (active) or requests a repeat (draft)."""
     body = await read_resource(request, "MedicationRequest")
+    # The gate of every create (one of the three permissions), then each intent's own.
+    _require(_ANY_CREATE, principal)
     knowledge_base = request.app.state.knowledge_base
     intent, status = body.get("intent"), body.get("status", ACTIVE)
     if intent == PLAN:
