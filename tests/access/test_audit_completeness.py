@@ -263,10 +263,6 @@ async def test_the_gateways_refusal_is_recorded_by_the_gateway_with_the_callers_
     assert extensions(record).get("trace-id") == sent.trace_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gap: services attach the caller's trace context only when an OpenTelemetry exporter "
-    "is configured (gpsoc_kit.http.RequestContextMiddleware), so with tracing off their "
-    "audit records carry no trace id; fix in the access-tests report"))
 async def test_every_record_carries_the_callers_trace_id(trail):
     missing = [f"{sent.label} / {expected.observer} {expected.interaction}"
                for sent, expected, record in trail.pairs()
@@ -323,10 +319,6 @@ UNAUDITED_FAILURES = {
     "appointments": pytest.mark.xfail(strict=True, reason=(
         "gap: appointments' own UowDep (entrypoints/api/deps.py) does not audit a failed "
         "request as the chassis' gpsoc_kit.http.UowDep does; fix in the access-tests report")),
-    "audit": pytest.mark.xfail(strict=True, reason=(
-        "gap: the audit store's own UowDep audits no failed request but refusals (its API "
-        "tests assert that a 400 search is not audited); to be decided, see the "
-        "access-tests report")),
 }
 
 

@@ -8,10 +8,6 @@ be stopped.
 
 Requests name resources that do not exist and carry minimal bodies: an admitted role gets
 the service's own answer (404, 400, 422...), which is all a permission check may decide.
-The sharing-agreement and break-glass routes are marked `pending` in the matrix: their
-service side lands separately, so for them only the gateway's decision is asserted (an
-admitted role may meet the service's 404 until then) and the direct-service walk leaves
-them out.
 """
 
 from __future__ import annotations
@@ -85,7 +81,7 @@ async def test_the_gateway_enforces_the_rule_for_the_role(gateway, token, rule, 
 
 @pytest.mark.parametrize(
     ("rule", "role"),
-    _cases([r for r in WALKED if r.service != "gateway" and not r.pending], ALL_ROLES,
+    _cases([r for r in WALKED if r.service != "gateway"], ALL_ROLES,
            refused_only=True),
 )
 async def test_the_service_refuses_what_the_matrix_refuses(service_clients, token, rule, role):

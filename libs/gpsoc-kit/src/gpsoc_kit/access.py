@@ -115,8 +115,6 @@ class Rule:
     # False: the service answers 405 to everyone (records are never deleted, prescriptions
     # change only through their operations); the route stays so the client learns why.
     supported: bool = True
-    # The service side lands separately; the gateway already routes and enforces it.
-    pending: bool = False
 
     @property
     def name(self) -> str:
@@ -305,15 +303,10 @@ RULES: tuple[Rule, ...] = (
     *_instance_rules("patient-index", "Organization", read=needs(P.READ_DEMOGRAPHICS)),
     *_instance_rules("patient-index", "Practitioner", read=needs(P.READ_DEMOGRAPHICS)),
     # Sharing agreements between practices and break-glass (issue #6).
-    *(
-        Rule(r.method, r.path, r.resource_type, r.interaction, r.service, r.requires,
-             pending=True)
-        for r in _instance_rules("patient-index", "OrganizationAffiliation",
-                                 read=needs(P.READ_SHARING), create=needs(P.MANAGE_SHARING),
-                                 update=needs(P.MANAGE_SHARING))
-    ),
+    *_instance_rules("patient-index", "OrganizationAffiliation", read=needs(P.READ_SHARING),
+                     create=needs(P.MANAGE_SHARING), update=needs(P.MANAGE_SHARING)),
     _operation("POST", "/Patient/{id}/$break-glass", "Patient", "patient-index",
-               needs(P.BREAK_GLASS), pending=True,
+               needs(P.BREAK_GLASS),
                note="a reason is required; time-limited, audited and alerted"),
     # ----- appointments -------------------------------------------------------------------
     *_instance_rules("appointments", "Schedule", read=needs(P.READ_APPOINTMENTS),

@@ -73,6 +73,8 @@ def audit_event(
     if query is not None:
         entities.append(
             {
+                # The resource type searched: a search that finds nothing still says what it read.
+                "what": {"type": resource_type},
                 "type": _entity_type("2", "System Object"),
                 "query": base64.b64encode(query.encode()).decode(),
             }

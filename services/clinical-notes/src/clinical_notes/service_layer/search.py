@@ -106,7 +106,9 @@ async def search_entries(
     resources, total = await repo.EntryRepository(uow.conn).search(
         criteria, count=search.count, offset=search.offset, newest_first=newest_first
     )
-    patients = list(dict.fromkeys(patient_of(r) for r in resources))
+    # The patient searched for is accessed even when nothing is found.
+    searched = [parse_reference(v, "Patient") for k, v in search.filters if k == "patient"]
+    patients = list(dict.fromkeys([*searched, *(patient_of(r) for r in resources)]))
     record_access(
         uow,
         principal,

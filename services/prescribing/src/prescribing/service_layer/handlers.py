@@ -654,8 +654,11 @@ async def search_requests(uow: UnitOfWork, principal: Principal,
             criteria.append(c.status.in_(statuses))
     resources, total = await repo.MedicationRequestRepository(uow.conn).search(
         criteria, count=search.count, offset=search.offset)
-    patient_ids = list(dict.fromkeys(
-        pid for r in resources if (pid := reference_id(r.get("subject"), "Patient"))))
+    # The patient searched for is accessed even when nothing is found.
+    searched = [parse_reference(v, "Patient") for k, v in search.filters
+                if k in ("patient", "subject")]
+    patient_ids = list(dict.fromkeys([*searched, *(
+        pid for r in resources if (pid := reference_id(r.get("subject"), "Patient")))]))
     _audit(uow, principal, "search", "MedicationRequest", patient_ids=patient_ids,
            query="&".join(f"{k}={v}" for k, v in search.filters))
     return resources, total

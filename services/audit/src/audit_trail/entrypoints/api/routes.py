@@ -12,7 +12,6 @@ from gpsoc_kit.search import parse_search
 from gpsoc_kit.uow import UnitOfWork
 from starlette.responses import Response
 
-from ...domain.errors import AccessDenied
 from ...service_layer import handlers
 from .deps import UowDep
 
@@ -21,13 +20,9 @@ router = APIRouter()
 
 async def _authorise(uow: UnitOfWork, principal: Principal, interaction: str, *,
                      resource_ids: Sequence[str] = (), query: str | None = None) -> None:
-    try:
-        handlers.authorise_reader(uow, principal, interaction, resource_ids=resource_ids,
-                                  query=query)
-    except AccessDenied:
-        # The refused attempt's audit record outlives the refusal.
-        await uow.commit()
-        raise
+    # A refusal is audited by the chassis' unit of work, like any failed request.
+    handlers.authorise_reader(uow, principal, interaction, resource_ids=resource_ids,
+                              query=query)
 
 
 @router.get("/AuditEvent")
