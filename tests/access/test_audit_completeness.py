@@ -270,11 +270,6 @@ async def test_every_record_carries_the_callers_trace_id(trail):
     assert not missing, "no trace id: " + ", ".join(missing)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gap: a search's audit record names the patients and resources it found, so a search of "
-    "a patient's record that finds nothing (here $everything's Condition and Observation "
-    "parts) names neither the patient nor the resource type searched; fix in the "
-    "access-tests report"))
 async def test_a_search_of_a_patients_record_names_the_patient_even_if_it_found_nothing(trail):
     unnamed = [f"{sent.label} / {expected.observer}"
                for sent, expected, record in trail.pairs()
