@@ -14,12 +14,13 @@ from fastapi.routing import APIRoute
 from gpsoc_kit.access import MATRIX, needs
 from gpsoc_kit.auth import Permission
 
+# The router each service's app mounts (its app module's `router`, which may gather several).
 ROUTERS = {
-    "patient-index": "patient_index.entrypoints.api.routes",
-    "appointments": "appointments.entrypoints.api.routes",
-    "prescribing": "prescribing.entrypoints.api.routes",
-    "clinical-notes": "clinical_notes.entrypoints.api.routes",
-    "audit": "audit_trail.entrypoints.api.routes",
+    "patient-index": "patient_index.entrypoints.api.app",
+    "appointments": "appointments.entrypoints.api.app",
+    "prescribing": "prescribing.entrypoints.api.app",
+    "clinical-notes": "clinical_notes.entrypoints.api.app",
+    "audit": "audit_trail.entrypoints.api.app",
 }
 
 
@@ -27,13 +28,22 @@ def _shape(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path)
 
 
+def _api_routes(router) -> list[APIRoute]:  # noqa: ANN001
+    """Every APIRoute of a router, through the routers it includes (no prefixes are used)."""
+    found: list[APIRoute] = []
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (included := getattr(route, "original_router", None)) is not None:
+            found += _api_routes(included)
+    return found
+
+
 def declared(service: str) -> dict[tuple[str, str], Permission | None]:
     """(method, path shape) -> the permission its `require(...)` dependency names, if any."""
     module = __import__(ROUTERS[service], fromlist=["router"])
     routes: dict[tuple[str, str], Permission | None] = {}
-    for route in module.router.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in _api_routes(module.router):
         permission = None
         for dependency in route.dependencies:
             function = dependency.dependency
