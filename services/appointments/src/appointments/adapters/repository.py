@@ -23,6 +23,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Select,
+    String,
     Text,
     and_,
     any_,
@@ -35,7 +36,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -246,6 +247,33 @@ class ClaimedSlot:
     location: str | None
 
 
+def _claim_statement(*, with_hold: bool) -> Select[Any]:
+    """SlotRepository.claim's statement (built once; bound per booking)."""
+    open_or_mine = slot_is_open()
+    if with_hold:
+        open_or_mine = or_(open_or_mine, and_(
+            slots.c.status == "busy-tentative",
+            slots.c.hold_token == bindparam("hold_token", type_=UUID(as_uuid=False))))
+    patient_may_book = (select(patients.c.id)
+                        .where(patients.c.id == bindparam("patient_id", type_=UUID(as_uuid=False)),
+                               patients.c.active, ~patients.c.deceased).exists())
+    taken = (update(slots)
+             .where(slots.c.id == any_(bindparam("slot_ids", type_=ARRAY(UUID(as_uuid=False)))),
+                    open_or_mine, slots.c.bookable_from <= func.now(),
+                    slots.c.start_at > func.now(), patient_may_book)
+             .values(status="busy", hold_token=None, hold_expires_at=None,
+                     version_id=slots.c.version_id + 1,
+                     last_updated=bindparam("at", type_=DateTime(timezone=True)))
+             .returning(*FACT_COLUMNS)
+             .cte("taken"))
+    return (select(taken, schedules.c.practitioner_display, schedules.c.location)
+            .select_from(taken.outerjoin(schedules, schedules.c.id == taken.c.schedule_id)))
+
+
+_CLAIM = _claim_statement(with_hold=False)
+_CLAIM_HELD = _claim_statement(with_hold=True)
+
+
 class SlotRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -307,24 +335,10 @@ class SlotRepository:
         changes nothing. Fewer slots than asked for means the booking cannot go ahead: the
         caller raises, and the transaction's rollback frees whatever was claimed.
         """
-        open_or_mine = slot_is_open()
-        if hold_token is not None:
-            open_or_mine = or_(open_or_mine, and_(slots.c.status == "busy-tentative",
-                                                  slots.c.hold_token == hold_token))
-        patient_may_book = (select(patients.c.id)
-                            .where(patients.c.id == patient_id, patients.c.active,
-                                   ~patients.c.deceased).exists())
-        taken = (update(slots)
-                 .where(slots.c.id.in_(list(slot_ids)), open_or_mine,
-                        slots.c.bookable_from <= func.now(), slots.c.start_at > func.now(),
-                        patient_may_book)
-                 .values(status="busy", hold_token=None, hold_expires_at=None,
-                         version_id=slots.c.version_id + 1, last_updated=at)
-                 .returning(*FACT_COLUMNS)
-                 .cte("taken"))
         rows = await self._conn.execute(
-            select(taken, schedules.c.practitioner_display, schedules.c.location)
-            .select_from(taken.outerjoin(schedules, schedules.c.id == taken.c.schedule_id)))
+            _CLAIM_HELD if hold_token is not None else _CLAIM,
+            {"slot_ids": list(slot_ids), "patient_id": patient_id, "hold_token": hold_token,
+             "at": at})
         return [ClaimedSlot(_facts(r), r.practitioner_display, r.location) for r in rows]
 
     async def hold(self, slot_id: str, *, roles: Iterable[str], token: str,
@@ -391,6 +405,42 @@ def _stored(row: Any) -> StoredAppointment:
                              row.practice_code)
 
 
+def _add_appointment_statement() -> Select[Any]:
+    """AppointmentRepository.add's statement: the appointment, the slots it holds and its
+    first version (the stored resource itself, sent once), built once."""
+    uuids = ARRAY(UUID(as_uuid=False))
+    created = (insert(appointments).values(
+        id=bindparam("a_id", type_=UUID(as_uuid=False)),
+        practice_code=bindparam("a_practice", type_=String),
+        patient_id=bindparam("a_patient", type_=UUID(as_uuid=False)),
+        practitioner_id=bindparam("a_practitioner", type_=UUID(as_uuid=False)),
+        status="booked", start_at=bindparam("a_start", type_=DateTime(timezone=True)),
+        end_at=bindparam("a_end", type_=DateTime(timezone=True)),
+        slot_ids=bindparam("a_slot_ids", type_=uuids),
+        slot_type=bindparam("a_slot_type", type_=String),
+        national_category=bindparam("a_category", type_=String),
+        delivery_channel=bindparam("a_channel", type_=String), version_id=1,
+        last_updated=bindparam("a_at", type_=DateTime(timezone=True)),
+        resource=bindparam("a_resource", type_=JSONB))
+        .returning(appointments.c.id, appointments.c.practice_code, appointments.c.slot_ids,
+                   appointments.c.last_updated, appointments.c.resource)
+        .cte("created"))
+    held = insert(appointment_slots).from_select(
+        ["appointment_id", "slot_id", "practice_code", "active"],
+        select(created.c.id, func.unnest(created.c.slot_ids), created.c.practice_code, true())
+    ).cte("held")
+    first_version = insert(appointment_versions).from_select(
+        ["appointment_id", "version_id", "practice_code", "recorded_at", "recorded_by",
+         "resource"],
+        select(created.c.id, literal(1), created.c.practice_code, created.c.last_updated,
+               bindparam("a_recorded_by", type_=Text), created.c.resource)
+    ).cte("first_version")
+    return select(created.c.id).add_cte(held, first_version)
+
+
+_ADD_APPOINTMENT = _add_appointment_statement()
+
+
 class AppointmentRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -407,25 +457,13 @@ class AppointmentRepository:
         statement has failed as a whole, and so has the transaction, which the caller rolls
         back by raising.
         """
-        created = (insert(appointments).values(
-            id=appointment_id, practice_code=practice, patient_id=patient_id,
-            practitioner_id=practitioner_id, status="booked", start_at=start, end_at=end,
-            slot_ids=list(slot_ids), slot_type=slot_type, national_category=national_category,
-            delivery_channel=delivery_channel, version_id=1, last_updated=at, resource=resource)
-            .returning(appointments.c.id, appointments.c.practice_code, appointments.c.resource)
-            .cte("created"))
-        held = insert(appointment_slots).values([
-            {"appointment_id": appointment_id, "slot_id": slot_id, "practice_code": practice,
-             "active": True} for slot_id in slot_ids]).cte("held")
-        # The first version is the stored resource itself (sent to the database once).
-        first_version = insert(appointment_versions).from_select(
-            ["appointment_id", "version_id", "practice_code", "recorded_at", "recorded_by",
-             "resource"],
-            select(created.c.id, literal(1), created.c.practice_code,
-                   literal(at, DateTime(timezone=True)), literal(recorded_by, Text),
-                   created.c.resource)).cte("first_version")
         try:
-            await self._conn.execute(select(created.c.id).add_cte(held, first_version))
+            await self._conn.execute(_ADD_APPOINTMENT, {
+                "a_id": appointment_id, "a_practice": practice, "a_patient": patient_id,
+                "a_practitioner": practitioner_id, "a_start": start, "a_end": end,
+                "a_slot_ids": list(slot_ids), "a_slot_type": slot_type,
+                "a_category": national_category, "a_channel": delivery_channel,
+                "a_at": at, "a_resource": resource, "a_recorded_by": recorded_by})
         except IntegrityError as exc:
             if "uq_appointment_slots_active_slot" in str(exc.orig):
                 raise SlotUnavailable("The slot has already been booked") from None
