@@ -9,7 +9,10 @@
   Run it as a role that sees every practice (the cluster superuser); under the app role
   row-level security would show one practice only.
 
-No rota sessions are loaded, so the housekeeper never regenerates these slots.
+No rota sessions are loaded, so the housekeeper never regenerates these slots. Every slot
+is released when loaded (routine slots' 28-day embargo, but never later than the load):
+with exactly 28 days loaded from tomorrow, the last day's slots would otherwise still be
+embargoed until their time of day, so a run before midday would book some of them (422).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ _STATEMENTS = [
     SELECT gen_random_uuid(), p.code, md5(p.code || ':schedule:' || c)::uuid,
            md5(p.code || ':clinician:' || c)::uuid, starts.start_at,
            starts.start_at + make_interval(mins => :slot_minutes), 'free', 'routine',
-           'In-person', 'general-consultation-routine', starts.start_at - interval '28 days',
+           'In-person', 'general-consultation-routine',
+           LEAST(starts.start_at - interval '28 days', now()),
            CAST(:bookable_by AS text[]), 1, now()
     FROM (SELECT CAST(:practice AS text) AS code) AS p,
          generate_series(1, :clinicians) AS c,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
 import pytest
 from appointments.domain.appointment import (
     SlotFacts,
+    booking_practice,
     check_amendment,
     check_slots_fit,
     check_transition,
@@ -24,7 +26,7 @@ def slot(start: dt.datetime, minutes: int = 10, schedule: str = SCHEDULE) -> Slo
     return SlotFacts(str(uuid.uuid4()), schedule, str(uuid.uuid4()), start,
                      start + dt.timedelta(minutes=minutes), "routine",
                      "general-consultation-routine", "In-person", start - dt.timedelta(days=28),
-                     frozenset({"receptionist"}))
+                     frozenset({"receptionist"}), "A81001")
 
 
 def request(*slots: SlotFacts, **fields):  # noqa: ANN201
@@ -130,3 +132,11 @@ def test_only_description_and_comment_may_be_amended():
     assert raised.value.problems[0].expression == "Appointment.start"
     with pytest.raises(InvalidResource):
         check_amendment(current, dict(current, description="x" * 101))
+
+
+def test_an_appointment_lives_in_the_practice_of_its_slots():
+    first = slot(START)
+    shared = dataclasses.replace(slot(first.end), practice="B81002")
+    assert booking_practice([dataclasses.replace(first, practice="B81002"), shared]) == "B81002"
+    with pytest.raises(InvalidResource):
+        booking_practice([first, shared])

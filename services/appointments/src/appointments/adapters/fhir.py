@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import orjson
+from gpsoc_kit.fhir import searchset
 
 from ..domain.appointment import UK_CORE_SCHEDULE_PROFILE, UK_CORE_SLOT_PROFILE
 from ..domain.rota import (
@@ -75,6 +80,59 @@ def slot_resource(row: Any, now: dt.datetime) -> dict[str, Any]:
     if row.comment:
         resource["comment"] = row.comment
     return resource
+
+
+@functools.lru_cache(maxsize=512)
+def _slot_kind_json(delivery_channel: str, national_category: str, slot_type: str) -> str:
+    """The part of a Slot's JSON that depends only on its kind (few distinct values)."""
+    return (',"extension":' + orjson.dumps([delivery_channel_extension(delivery_channel)]).decode()
+            + ',"serviceCategory":' + orjson.dumps(service_categories(national_category)).decode()
+            + ',"serviceType":' + orjson.dumps([slot_type_concept(slot_type)]).decode())
+
+
+_SLOT_PROFILE_JSON = orjson.dumps([UK_CORE_SLOT_PROFILE]).decode()
+# Slot times are few and shared (every practice's rota starts on the same boundaries, and
+# a generated batch shares one lastUpdated), so their text is remembered rather than
+# formatted again for every slot of every page.
+_slot_instant = functools.lru_cache(maxsize=16_384)(instant)
+
+
+def slot_json(row: Any, now: dt.datetime) -> str:
+    """`slot_resource(row, now)` as JSON text, byte for byte what orjson makes of it, built
+    without the dicts: a free-slot search renders a page of these per request."""
+    comment = f',"comment":{orjson.dumps(row.comment).decode()}' if row.comment else ""
+    return (f'{{"resourceType":"Slot","id":"{row.id}","meta":{{"versionId":"{row.version_id}",'
+            f'"lastUpdated":"{_slot_instant(row.last_updated)}","profile":{_SLOT_PROFILE_JSON}}}'
+            f'{_slot_kind_json(row.delivery_channel, row.national_category, row.slot_type)},'
+            f'"schedule":{{"reference":"Schedule/{row.schedule_id}"}},'
+            f'"status":"{effective_slot_status(row.status, row.hold_expires_at, now)}",'
+            f'"start":"{_slot_instant(row.start_at)}","end":"{_slot_instant(row.end_at)}"'
+            f'{comment}}}')
+
+
+def searchset_json(*, base_url: str, resource_type: str, params: list[tuple[str, str]],
+                   offset: int, count: int, total: int, matches: Sequence[tuple[str, str]],
+                   included: Iterable[dict[str, Any]] = ()) -> bytes:
+    """A searchset Bundle as bytes, with match entries already rendered as JSON text.
+
+    `matches` are (id, resource JSON) pairs. The envelope (total, paging links) is the
+    chassis' own `searchset`, so it stays what every other search answers; only the entries
+    are spliced in as text instead of being built as dicts and serialised again.
+    """
+    envelope = orjson.dumps(searchset((), total=total, base_url=base_url,
+                                      resource_type=resource_type, params=params,
+                                      offset=offset, count=count))
+    empty = b'"entry":[]}'
+    if not envelope.endswith(empty):
+        raise RuntimeError("unexpected searchset envelope")
+    # Escaped as JSON once, the way orjson would escape it in every entry.
+    prefix = f'{{"fullUrl":"{orjson.dumps(f"{base_url}/{resource_type}/").decode()[1:-1]}'
+    entries = [f'{prefix}{ident}","resource":{text},"search":{{"mode":"match"}}}}'
+               for ident, text in matches]
+    entries += [orjson.dumps({"fullUrl": f"{base_url}/{r['resourceType']}/{r['id']}",
+                              "resource": r, "search": {"mode": "include"}}).decode()
+                for r in included]
+    return b"".join((envelope[:-len(empty)], b'"entry":[', ",".join(entries).encode(), b"]}"))
 
 
 def schedule_resource(row: Any, *, horizon_start: dt.date, horizon_end: dt.date) -> dict[str, Any]:

@@ -13,16 +13,33 @@ partial unique index on appointment_slots refuses a second active booking of a s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, or_, select, true, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from ..domain.appointment import SlotFacts
 from ..domain.errors import SlotUnavailable
@@ -203,6 +220,60 @@ class SessionRepository:
             effective_from=row.effective_from, effective_to=row.effective_to)) for row in rows]
 
 
+# What a Slot resource is made of (adapters.fhir.slot_resource / slot_json).
+SLOT_RESOURCE_COLUMNS = (slots.c.id, slots.c.schedule_id, slots.c.start_at, slots.c.end_at, slots.c.status, slots.c.slot_type,
+                         slots.c.delivery_channel, slots.c.national_category,
+                         slots.c.hold_expires_at, slots.c.comment, slots.c.version_id,
+                         slots.c.last_updated)
+
+
+FACT_COLUMNS = (slots.c.id, slots.c.practice_code, slots.c.schedule_id, slots.c.practitioner_id,
+                slots.c.start_at, slots.c.end_at, slots.c.slot_type, slots.c.national_category,
+                slots.c.delivery_channel, slots.c.bookable_from, slots.c.bookable_by)
+
+
+def _facts(row: Any) -> SlotFacts:
+    return SlotFacts(row.id, row.schedule_id, row.practitioner_id, row.start_at, row.end_at,
+                     row.slot_type, row.national_category, row.delivery_channel,
+                     row.bookable_from, frozenset(row.bookable_by), row.practice_code)
+
+
+@dataclass(frozen=True)
+class ClaimedSlot:
+    """A slot a booking has made busy, with its schedule's clinician and location."""
+
+    facts: SlotFacts
+    practitioner_display: str | None
+    location: str | None
+
+
+def _claim_statement(*, with_hold: bool) -> Select[Any]:
+    """SlotRepository.claim's statement (built once; bound per booking)."""
+    open_or_mine = slot_is_open()
+    if with_hold:
+        open_or_mine = or_(open_or_mine, and_(
+            slots.c.status == "busy-tentative",
+            slots.c.hold_token == bindparam("hold_token", type_=UUID(as_uuid=False))))
+    patient_may_book = (select(patients.c.id)
+                        .where(patients.c.id == bindparam("patient_id", type_=UUID(as_uuid=False)),
+                               patients.c.active, ~patients.c.deceased).exists())
+    taken = (update(slots)
+             .where(slots.c.id == any_(bindparam("slot_ids", type_=ARRAY(UUID(as_uuid=False)))),
+                    open_or_mine, slots.c.bookable_from <= func.now(),
+                    slots.c.start_at > func.now(), patient_may_book)
+             .values(status="busy", hold_token=None, hold_expires_at=None,
+                     version_id=slots.c.version_id + 1,
+                     last_updated=bindparam("at", type_=DateTime(timezone=True)))
+             .returning(*FACT_COLUMNS)
+             .cte("taken"))
+    return (select(taken, schedules.c.practitioner_display, schedules.c.location)
+            .select_from(taken.outerjoin(schedules, schedules.c.id == taken.c.schedule_id)))
+
+
+_CLAIM = _claim_statement(with_hold=False)
+_CLAIM_HELD = _claim_statement(with_hold=True)
+
+
 class SlotRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -231,42 +302,44 @@ class SlotRepository:
         return (await self._conn.execute(select(slots).where(slots.c.id == slot_id))).first()
 
     async def facts(self, slot_ids: Iterable[str]) -> list[SlotFacts]:
-        rows = await self._conn.execute(select(slots).where(slots.c.id.in_(list(slot_ids))))
-        return [SlotFacts(r.id, r.schedule_id, r.practitioner_id, r.start_at, r.end_at,
-                          r.slot_type, r.national_category, r.delivery_channel, r.bookable_from,
-                          frozenset(r.bookable_by)) for r in rows]
+        rows = await self._conn.execute(select(*FACT_COLUMNS)
+                                        .where(slots.c.id.in_(list(slot_ids))))
+        return [_facts(r) for r in rows]
 
-    async def search(self, criteria: list[ColumnElement[bool]], *, roles: Iterable[str],
+    async def search(self, criteria: Sequence[SlotFilter], *, roles: Iterable[str],
                      count: int, offset: int) -> tuple[list[Any], int]:
-        """Bookable slots only: open, released, not started, and bookable by one of `roles`."""
-        where = and_(slot_is_open(), slots.c.bookable_from <= func.now(),
-                     slots.c.start_at > func.now(),
-                     slots.c.bookable_by.overlap(sorted(roles)), *criteria)
-        rows = (await self._conn.execute(
-            select(slots, func.count().over().label("total")).where(where)
-            .order_by(slots.c.start_at, slots.c.id).limit(count).offset(offset))).all()
-        if rows or count == 0 or offset == 0:
-            return rows, (rows[0].total if rows else 0)
-        total = await self._conn.scalar(select(func.count()).select_from(slots).where(where))
-        return [], int(total or 0)
+        """Bookable slots only: open, released, not started, and bookable by one of `roles`.
 
-    async def take(self, slot_ids: Sequence[str], *, hold_token: str | None,
-                   at: dt.datetime) -> None:
-        """Make the slots busy, all or none: raises SlotUnavailable unless every one was open
-        (or held with `hold_token`), released and not yet started."""
-        open_or_mine = slot_is_open()
-        if hold_token is not None:
-            open_or_mine = or_(open_or_mine, and_(slots.c.status == "busy-tentative",
-                                                  slots.c.hold_token == hold_token))
-        result = await self._conn.execute(
-            update(slots)
-            .where(slots.c.id.in_(list(slot_ids)), open_or_mine,
-                   slots.c.bookable_from <= func.now(), slots.c.start_at > func.now())
-            .values(status="busy", hold_token=None, hold_expires_at=None,
-                    version_id=slots.c.version_id + 1, last_updated=at)
-            .returning(slots.c.id))
-        if len(result.all()) != len(slot_ids):
-            raise SlotUnavailable("The slot has already been booked or is held")
+        One round trip: the page (the columns a Slot resource needs), and the number of
+        matches from a scalar subquery PostgreSQL runs once. Rows come in (start, id) order
+        off the open-slot index, so only the page's rows are read in full.
+        """
+        query = _slot_search(tuple(f.kind for f in criteria))
+        params = {f"p{i}": f.value for i, f in enumerate(criteria)}
+        params.update(roles=sorted(roles), count=count, offset=offset)
+        rows = (await self._conn.execute(query.page, params)).all()
+        if rows:
+            return rows, rows[0].total
+        if count > 0 and offset == 0:
+            return [], 0
+        # An empty page past the end, or _count=0 (the total only): count on its own.
+        return [], int(await self._conn.scalar(query.count, params) or 0)
+
+    async def claim(self, slot_ids: Sequence[str], *, patient_id: str, hold_token: str | None,
+                    at: dt.datetime) -> list[ClaimedSlot]:
+        """Make the slots busy for a booking, in one statement; returns the slots it changed.
+
+        Only slots that are open (or held with `hold_token`), released and not yet started
+        change, and only if the patient is in the projection, registered and alive. A
+        concurrent claim of the same slot waits for the row lock, then finds it busy and
+        changes nothing. Fewer slots than asked for means the booking cannot go ahead: the
+        caller raises, and the transaction's rollback frees whatever was claimed.
+        """
+        rows = await self._conn.execute(
+            _CLAIM_HELD if hold_token is not None else _CLAIM,
+            {"slot_ids": list(slot_ids), "patient_id": patient_id, "hold_token": hold_token,
+             "at": at})
+        return [ClaimedSlot(_facts(r), r.practitioner_display, r.location) for r in rows]
 
     async def hold(self, slot_id: str, *, roles: Iterable[str], token: str,
                    expires_at: dt.datetime, at: dt.datetime) -> Any:
@@ -321,13 +394,51 @@ class StoredAppointment:
     cancellation_reason: str | None
     version_id: int
     resource: dict[str, Any]
+    practice: str  # whose appointment book it is in: its slots' practice
 
 
 def _stored(row: Any) -> StoredAppointment:
     return StoredAppointment(row.id, row.patient_id, row.practitioner_id, row.status,
                              row.start_at, list(row.slot_ids), row.slot_type,
                              row.national_category, row.delivery_channel,
-                             row.cancellation_reason, row.version_id, row.resource)
+                             row.cancellation_reason, row.version_id, row.resource,
+                             row.practice_code)
+
+
+def _add_appointment_statement() -> Select[Any]:
+    """AppointmentRepository.add's statement: the appointment, the slots it holds and its
+    first version (the stored resource itself, sent once), built once."""
+    uuids = ARRAY(UUID(as_uuid=False))
+    created = (insert(appointments).values(
+        id=bindparam("a_id", type_=UUID(as_uuid=False)),
+        practice_code=bindparam("a_practice", type_=String),
+        patient_id=bindparam("a_patient", type_=UUID(as_uuid=False)),
+        practitioner_id=bindparam("a_practitioner", type_=UUID(as_uuid=False)),
+        status="booked", start_at=bindparam("a_start", type_=DateTime(timezone=True)),
+        end_at=bindparam("a_end", type_=DateTime(timezone=True)),
+        slot_ids=bindparam("a_slot_ids", type_=uuids),
+        slot_type=bindparam("a_slot_type", type_=String),
+        national_category=bindparam("a_category", type_=String),
+        delivery_channel=bindparam("a_channel", type_=String), version_id=1,
+        last_updated=bindparam("a_at", type_=DateTime(timezone=True)),
+        resource=bindparam("a_resource", type_=JSONB))
+        .returning(appointments.c.id, appointments.c.practice_code, appointments.c.slot_ids,
+                   appointments.c.last_updated, appointments.c.resource)
+        .cte("created"))
+    held = insert(appointment_slots).from_select(
+        ["appointment_id", "slot_id", "practice_code", "active"],
+        select(created.c.id, func.unnest(created.c.slot_ids), created.c.practice_code, true())
+    ).cte("held")
+    first_version = insert(appointment_versions).from_select(
+        ["appointment_id", "version_id", "practice_code", "recorded_at", "recorded_by",
+         "resource"],
+        select(created.c.id, literal(1), created.c.practice_code, created.c.last_updated,
+               bindparam("a_recorded_by", type_=Text), created.c.resource)
+    ).cte("first_version")
+    return select(created.c.id).add_cte(held, first_version)
+
+
+_ADD_APPOINTMENT = _add_appointment_statement()
 
 
 class AppointmentRepository:
@@ -339,22 +450,24 @@ class AppointmentRepository:
                   slot_ids: Sequence[str], slot_type: str, national_category: str,
                   delivery_channel: str, resource: dict[str, Any], at: dt.datetime,
                   recorded_by: str) -> None:
+        """The appointment, the slots it holds and its first version, in one statement.
+
+        A second active hold of a slot breaks the partial unique index on appointment_slots
+        (the database's own guard behind `SlotRepository.claim`): SlotUnavailable. The
+        statement has failed as a whole, and so has the transaction, which the caller rolls
+        back by raising.
+        """
         try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(insert(appointments).values(
-                    id=appointment_id, practice_code=practice, patient_id=patient_id,
-                    practitioner_id=practitioner_id, status="booked", start_at=start, end_at=end,
-                    slot_ids=list(slot_ids), slot_type=slot_type,
-                    national_category=national_category, delivery_channel=delivery_channel,
-                    version_id=1, last_updated=at, resource=resource))
-                await self._conn.execute(insert(appointment_slots), [
-                    {"appointment_id": appointment_id, "slot_id": slot_id,
-                     "practice_code": practice, "active": True} for slot_id in slot_ids])
+            await self._conn.execute(_ADD_APPOINTMENT, {
+                "a_id": appointment_id, "a_practice": practice, "a_patient": patient_id,
+                "a_practitioner": practitioner_id, "a_start": start, "a_end": end,
+                "a_slot_ids": list(slot_ids), "a_slot_type": slot_type,
+                "a_category": national_category, "a_channel": delivery_channel,
+                "a_at": at, "a_resource": resource, "a_recorded_by": recorded_by})
         except IntegrityError as exc:
             if "uq_appointment_slots_active_slot" in str(exc.orig):
                 raise SlotUnavailable("The slot has already been booked") from None
             raise
-        await self._add_version(appointment_id, practice, 1, resource, at, recorded_by)
 
     async def get(self, appointment_id: str, *, for_update: bool = False) -> StoredAppointment | None:
         query = select(appointments).where(appointments.c.id == appointment_id)
@@ -363,10 +476,11 @@ class AppointmentRepository:
         row = (await self._conn.execute(query)).first()
         return _stored(row) if row else None
 
-    async def replace(self, current: StoredAppointment, *, practice: str, status: str,
+    async def replace(self, current: StoredAppointment, *, status: str,
                       cancellation_reason: str | None, resource: dict[str, Any],
                       at: dt.datetime, recorded_by: str) -> None:
-        """Write the next version (the caller holds the row lock from get(for_update=True))."""
+        """Write the next version (the caller holds the row lock from get(for_update=True)),
+        in the appointment's own practice."""
         new_version = current.version_id + 1
         await self._conn.execute(
             update(appointments).where(appointments.c.id == current.id)
@@ -377,7 +491,7 @@ class AppointmentRepository:
                 update(appointment_slots)
                 .where(appointment_slots.c.appointment_id == current.id)
                 .values(active=False))
-        await self._add_version(current.id, practice, new_version, resource,
+        await self._add_version(current.id, current.practice, new_version, resource,
                                 at, recorded_by)
 
     async def _add_version(self, appointment_id: str, practice: str, version_id: int,
@@ -459,24 +573,74 @@ class IdempotencyRepository:
 
 
 # Search criteria builders: the API's search parameters turned into SQL.
-def slot_start(operator: str, value: dt.datetime) -> ColumnElement[bool]:
-    return slots.c.start_at.op(operator)(value)
+@dataclass(frozen=True)
+class SlotFilter:
+    """One criterion of a free-slot search: a kind of column test, and its value."""
+
+    kind: str
+    value: Any
 
 
-def slot_schedule(schedule_ids: list[str]) -> ColumnElement[bool]:
-    return slots.c.schedule_id.in_(schedule_ids)
+_SLOT_TESTS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "start>=": lambda p: slots.c.start_at >= p,
+    "start>": lambda p: slots.c.start_at > p,
+    "start<=": lambda p: slots.c.start_at <= p,
+    "start<": lambda p: slots.c.start_at < p,
+    "schedule": lambda p: slots.c.schedule_id == any_(p),
+    "practitioner": lambda p: slots.c.practitioner_id == p,
+    "slot_type": lambda p: slots.c.slot_type == any_(p),
+    "delivery_channel": lambda p: slots.c.delivery_channel == any_(p),
+}
+_SLOT_PARAMETER_TYPES: dict[str, Any] = {
+    "start>=": DateTime(timezone=True), "start>": DateTime(timezone=True),
+    "start<=": DateTime(timezone=True), "start<": DateTime(timezone=True),
+    "schedule": ARRAY(UUID(as_uuid=False)), "practitioner": UUID(as_uuid=False),
+    "slot_type": ARRAY(Text), "delivery_channel": ARRAY(Text),
+}
 
 
-def slot_practitioner(practitioner_id: str) -> ColumnElement[bool]:
-    return slots.c.practitioner_id == practitioner_id
+@dataclass(frozen=True)
+class _SlotSearch:
+    page: Select[Any]
+    count: Select[Any]
 
 
-def slot_type_is(codes: list[str]) -> ColumnElement[bool]:
-    return slots.c.slot_type.in_(codes)
+@functools.lru_cache(maxsize=256)
+def _slot_search(kinds: tuple[str, ...]) -> _SlotSearch:
+    """The free-slot search's statements for one combination of criteria, built once: a
+    search builds no SQL expressions, only binds values (p0, p1, ..., roles, count, offset)."""
+    where = and_(slot_is_open(), slots.c.bookable_from <= func.now(),
+                 slots.c.start_at > func.now(),
+                 slots.c.bookable_by.overlap(bindparam("roles", type_=ARRAY(Text))),
+                 *(_SLOT_TESTS[kind](bindparam(f"p{i}", type_=_SLOT_PARAMETER_TYPES[kind]))
+                   for i, kind in enumerate(kinds)))
+    count = select(func.count()).select_from(slots).where(where)
+    page = (select(*SLOT_RESOURCE_COLUMNS, count.correlate(None).scalar_subquery().label("total"))
+            .where(where).order_by(slots.c.start_at, slots.c.id)
+            .limit(bindparam("count", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+    return _SlotSearch(page, count)
 
 
-def slot_delivery_channel(codes: list[str]) -> ColumnElement[bool]:
-    return slots.c.delivery_channel.in_(codes)
+def slot_start(operator: str, value: dt.datetime) -> SlotFilter:
+    if f"start{operator}" not in _SLOT_TESTS:
+        raise ValueError(f"no slot start test {operator!r}")
+    return SlotFilter(f"start{operator}", value)
+
+
+def slot_schedule(schedule_ids: list[str]) -> SlotFilter:
+    return SlotFilter("schedule", list(schedule_ids))
+
+
+def slot_practitioner(practitioner_id: str) -> SlotFilter:
+    return SlotFilter("practitioner", practitioner_id)
+
+
+def slot_type_is(codes: list[str]) -> SlotFilter:
+    return SlotFilter("slot_type", list(codes))
+
+
+def slot_delivery_channel(codes: list[str]) -> SlotFilter:
+    return SlotFilter("delivery_channel", list(codes))
 
 
 def appointment_patient(patient_id: str) -> ColumnElement[bool]:

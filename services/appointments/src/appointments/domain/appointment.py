@@ -84,6 +84,7 @@ class SlotFacts:
     delivery_channel: str
     bookable_from: dt.datetime
     bookable_by: frozenset[str]
+    practice: str  # whose appointment book the slot is in
 
 
 def read_booking(resource: dict[str, Any]) -> BookingRequest:
@@ -161,6 +162,17 @@ def check_slots_fit(request: BookingRequest, slots: list[SlotFacts]) -> None:
         problems.append(Problem("end must be the end of the last slot", "Appointment.end"))
     if problems:
         raise InvalidResource(problems)
+
+
+def booking_practice(slots: list[SlotFacts]) -> str:
+    """An appointment lives in the appointment book of the practice whose slots it takes
+    (with a sharing agreement, not necessarily the booker's own). Its slots are on one
+    schedule (`check_slots_fit`), so in one practice."""
+    practices = {slot.practice for slot in slots}
+    if len(practices) != 1:
+        raise InvalidResource([Problem("All slots of an appointment must be in one practice",
+                                       "Appointment.slot")])
+    return practices.pop()
 
 
 def check_transition(current: str, new: str, *, start: dt.datetime, now: dt.datetime,

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from gpsoc_kit import audit
@@ -27,6 +27,7 @@ from ..adapters.fhir import (
     meta,
     schedule_resource,
     service_categories,
+    slot_json,
     slot_resource,
     slot_type_concept,
 )
@@ -269,7 +270,9 @@ async def read_slot(uow: UnitOfWork, slot_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SlotSearchResult:
-    slots: list[dict[str, Any]]
+    """A page of free slots: (id, Slot JSON text) each, the total, and the included resources."""
+
+    slots: list[tuple[str, str]]
     total: int
     included: list[dict[str, Any]]
 
@@ -281,7 +284,8 @@ async def search_slots(uow: UnitOfWork, principal: Principal, search: SearchRequ
     rows, total = await repo.SlotRepository(uow.conn).search(
         criteria, roles=principal.roles, count=search.count, offset=search.offset)
     now = _now()
-    found = [slot_resource(row, now) for row in rows]
+    # Rendered straight to JSON text: the page is the hot path's whole cost otherwise.
+    found = [(row.id, slot_json(row, now)) for row in rows]
     included: list[dict[str, Any]] = []
     if includes:
         schedule_rows = await repo.ScheduleRepository(uow.conn).by_ids(r.schedule_id for r in rows)
@@ -425,37 +429,40 @@ async def book_appointment(uow: UnitOfWork, principal: Principal, resource: dict
             assert earlier.status_code is not None and earlier.response is not None
             return BookingOutcome(earlier.status_code, earlier.response, replayed=True)
 
-    patient = await repo.PatientProjection(uow.conn).get(request.patient_id)
-    if patient is None or patient.deceased or not patient.active:
-        reason = ("is not registered at this practice" if patient is None or not patient.active
-                  else "is recorded as deceased")
-        raise InvalidResource([Problem(f"The patient {reason}", "Appointment.participant")])
-
-    slots = repo.SlotRepository(uow.conn)
-    facts = await slots.facts(request.slot_ids)
-    appt.check_slots_fit(request, facts)
     now = _now()
+    claimed = await repo.SlotRepository(uow.conn).claim(
+        request.slot_ids, patient_id=request.patient_id, hold_token=hold_token, at=now)
+    if len(claimed) != len(request.slot_ids):
+        await _why_not_booked(uow, principal, request)
+    facts = [slot.facts for slot in claimed]
+    appt.check_slots_fit(request, facts)
     for slot in facts:
         _check_bookable(slot.slot_type, slot.bookable_by, slot.start, slot.bookable_from,
                         principal, now)
-    await slots.take(request.slot_ids, hold_token=hold_token, at=now)
-
-    first = min(facts, key=lambda s: s.start)
-    schedule = await repo.ScheduleRepository(uow.conn).get(first.schedule_id)
+    practice = appt.booking_practice(facts)
+    first = min(claimed, key=lambda s: s.facts.start)
+    if first.location is None:
+        # Every slot is on a schedule of its practice; not finding it is a broken database.
+        raise LookupError(f"Schedule/{first.facts.schedule_id} of a claimed slot is missing")
     appointment_id = str(uuid.uuid4())
-    stored = _appointment_resource(resource, request, appointment_id, first, schedule, now)
+    stored = _appointment_resource(resource, request, appointment_id, first, now)
     await repo.AppointmentRepository(uow.conn).add(
-        appointment_id=appointment_id, practice=uow.practice, patient_id=request.patient_id,
-        practitioner_id=first.practitioner_id, start=request.start, end=request.end,
-        slot_ids=request.slot_ids, slot_type=first.slot_type,
-        national_category=first.national_category, delivery_channel=first.delivery_channel,
-        resource=stored, at=now, recorded_by=principal.user_id)
+        appointment_id=appointment_id, practice=practice, patient_id=request.patient_id,
+        practitioner_id=first.facts.practitioner_id, start=request.start, end=request.end,
+        slot_ids=request.slot_ids, slot_type=first.facts.slot_type,
+        national_category=first.facts.national_category,
+        delivery_channel=first.facts.delivery_channel, resource=stored, at=now,
+        recorded_by=principal.user_id)
+    # The event is the appointment book's (the slots' practice); the audit record is the
+    # booker's (their own practice, as the actor's).
     uow.emit(APPOINTMENT_TOPIC, appt.EventType.BOOKED, subject=request.patient_id,
+             practice=practice,
              data=appt.event_data(stored, patient_id=request.patient_id,
-                                  practitioner_id=first.practitioner_id,
-                                  slot_ids=list(request.slot_ids), slot_type=first.slot_type,
-                                  national_category=first.national_category,
-                                  delivery_channel=first.delivery_channel,
+                                  practitioner_id=first.facts.practitioner_id,
+                                  slot_ids=list(request.slot_ids),
+                                  slot_type=first.facts.slot_type,
+                                  national_category=first.facts.national_category,
+                                  delivery_channel=first.facts.delivery_channel,
                                   cancellation_reason=None))
     _audit(uow, principal, "create", "Appointment", patient_ids=[request.patient_id],
            resource_ids=[appointment_id])
@@ -464,9 +471,29 @@ async def book_appointment(uow: UnitOfWork, principal: Principal, resource: dict
     return BookingOutcome(201, stored, replayed=False)
 
 
+async def _why_not_booked(uow: UnitOfWork, principal: Principal,
+                          request: appt.BookingRequest) -> NoReturn:
+    """After a claim that did not take every slot: the precise reason, checked in the order
+    a caller can act on (the patient, the slots asked for, who may book them and when),
+    else the slots were taken or held by someone else (409)."""
+    patient = await repo.PatientProjection(uow.conn).get(request.patient_id)
+    if patient is None or patient.deceased or not patient.active:
+        reason = ("is not registered at this practice" if patient is None or not patient.active
+                  else "is recorded as deceased")
+        raise InvalidResource([Problem(f"The patient {reason}", "Appointment.participant")])
+    facts = await repo.SlotRepository(uow.conn).facts(request.slot_ids)
+    appt.check_slots_fit(request, facts)
+    now = _now()
+    for slot in facts:
+        _check_bookable(slot.slot_type, slot.bookable_by, slot.start, slot.bookable_from,
+                        principal, now)
+    raise SlotUnavailable("The slot has already been booked or is held")
+
+
 def _appointment_resource(sent: dict[str, Any], request: appt.BookingRequest,
-                          appointment_id: str, first: appt.SlotFacts, schedule: Any,
+                          appointment_id: str, claimed: repo.ClaimedSlot,
                           now: dt.datetime) -> dict[str, Any]:
+    first = claimed.facts
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": appointment_id,
@@ -492,9 +519,9 @@ def _appointment_resource(sent: dict[str, Any], request: appt.BookingRequest,
         {"actor": {"reference": f"Patient/{request.patient_id}"}, "required": "required",
          "status": "accepted"},
         {"type": [ATTENDER], "actor": {"reference": f"Practitioner/{first.practitioner_id}",
-                                       "display": schedule.practitioner_display},
+                                       "display": claimed.practitioner_display},
          "required": "required", "status": "accepted"},
-        {"actor": {"display": schedule.location}, "required": "required", "status": "accepted"},
+        {"actor": {"display": claimed.location}, "required": "required", "status": "accepted"},
     ]
     return resource
 
@@ -581,14 +608,14 @@ async def _write_change(uow: UnitOfWork, principal: Principal, current: repo.Sto
         updated["cancelationReason"] = {"text": reason}
     updated["meta"] = meta(current.version_id + 1, now, appt.UK_CORE_APPOINTMENT_PROFILE)
     await repo.AppointmentRepository(uow.conn).replace(
-        current, practice=uow.practice, status=status,
+        current, status=status,
         cancellation_reason=reason if status == appt.CANCELLED else current.cancellation_reason,
         resource=updated, at=now, recorded_by=principal.user_id)
     if status == appt.CANCELLED and current.status != appt.CANCELLED:
         await repo.SlotRepository(uow.conn).release(current.slot_ids, now)
     if status != current.status:
         uow.emit(APPOINTMENT_TOPIC, appt.EVENT_FOR_STATUS[status], subject=current.patient_id,
-                 data=appt.event_data(updated, patient_id=current.patient_id,
+                 practice=current.practice, data=appt.event_data(updated, patient_id=current.patient_id,
                                       practitioner_id=current.practitioner_id,
                                       slot_ids=current.slot_ids, slot_type=current.slot_type,
                                       national_category=current.national_category,

@@ -13,11 +13,19 @@ import uuid
 
 from fastapi import APIRouter, Header, Request
 from gpsoc_kit.auth import Permission
-from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match, searchset
+from gpsoc_kit.fhir import (
+    FHIR_JSON,
+    FhirError,
+    FhirResponse,
+    history_bundle,
+    parse_if_match,
+    searchset,
+)
 from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
 from gpsoc_kit.search import SearchRequest, parse_search
 from starlette.responses import Response
 
+from ...adapters.fhir import searchset_json
 from ...service_layer import handlers
 from .deps import UowDep
 
@@ -106,7 +114,11 @@ async def search_slots(request: Request, uow: UowDep, principal: CurrentPrincipa
                                          max_days=settings.max_search_days,
                                          window_days=settings.rolling_window_days)
     await uow.commit()
-    return _bundle(request, "Slot", search, result.slots, result.total, result.included)
+    return Response(searchset_json(base_url=_base(request), resource_type="Slot",
+                                   params=list(search.raw), offset=search.offset,
+                                   count=search.count, total=result.total,
+                                   matches=result.slots, included=result.included),
+                    media_type=FHIR_JSON)
 
 
 @router.get("/Slot/{slot_id}", dependencies=[READ])
