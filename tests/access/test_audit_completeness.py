@@ -16,10 +16,9 @@ What each request should leave:
   made to the service that owns the data, which audits it: six records, all with the one
   request id (the gateway itself adds none, so the record is neither missing nor doubled).
 
-Gaps found here in code this suite does not own are kept visible as strict xfails (each
-turns into a failure the day it is fixed, so its marker is removed then): service records
-carry no trace id with tracing off; a search that finds nothing names neither the patient
-nor the resource type; appointments (and, by choice, the audit store) do not audit failures.
+This suite found, and now guards: service records carry the caller's trace id even with
+tracing off; a search of a patient's record that finds nothing still names the patient and
+the type; every service (appointments and the audit store included) audits failures.
 """
 
 from __future__ import annotations
@@ -310,11 +309,6 @@ FAILED_READS = {  # service -> (role, a read of something that does not exist)
     "clinical-notes": ("gp", "Condition"),
     "audit": ("privacy-officer", "AuditEvent"),
 }
-UNAUDITED_FAILURES = {
-    "appointments": pytest.mark.xfail(strict=True, reason=(
-        "gap: appointments' own UowDep (entrypoints/api/deps.py) does not audit a failed "
-        "request as the chassis' gpsoc_kit.http.UowDep does; fix in the access-tests report")),
-}
 
 
 @pytest.fixture(scope="module")
@@ -336,10 +330,7 @@ async def failed_reads(gateway, token) -> dict[str, tuple[str, list[dict[str, An
             for service, request_id in sent.items()}
 
 
-@pytest.mark.parametrize("service", [
-    pytest.param(s, marks=UNAUDITED_FAILURES[s]) if s in UNAUDITED_FAILURES else s
-    for s in FAILED_READS
-])
+@pytest.mark.parametrize("service", list(FAILED_READS))
 async def test_a_failed_request_is_audited_once_in_every_service(failed_reads, service):
     _, records = failed_reads[service]
     assert len(records) == 1, f"{service}: {len(records)} records of its failed read"

@@ -649,8 +649,10 @@ async def search_appointments(uow: UnitOfWork, principal: Principal,
                                      "patient")])
     resources, total = await repo.AppointmentRepository(uow.conn).search(
         criteria, count=search.count, offset=search.offset)
-    patient_ids = [p["actor"]["reference"].split("/", 1)[1] for r in resources
-                   for p in r["participant"] if p["actor"].get("reference", "").startswith("Patient/")]
+    # The patient searched for is accessed even when nothing is found.
+    patient_ids = [_reference(v, "Patient", k) for k, v in search.filters if k == "patient"]
+    patient_ids += [p["actor"]["reference"].split("/", 1)[1] for r in resources
+                    for p in r["participant"] if p["actor"].get("reference", "").startswith("Patient/")]
     _audit(uow, principal, "search", "Appointment", patient_ids=list(dict.fromkeys(patient_ids)),
            query="&".join(f"{k}={v}" for k, v in search.filters))
     return resources, total
