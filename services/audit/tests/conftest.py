@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from audit_trail.config import Settings
 from audit_trail.domain.entry import BREAK_GLASS_REASON_URL
+from audit_trail.entrypoints.api.app import create_app
 from gpsoc_kit.audit import AUDIT_EVENT_TYPE, audit_event
 from gpsoc_kit.auth import Principal
 from gpsoc_kit.db import asyncpg_url, create_engine
 from gpsoc_kit.events import CloudEvent
 from gpsoc_kit.telemetry import request_id_var
-from gpsoc_kit.testing.plugin import run_sync
+from gpsoc_kit.testing.service_fixtures import ServiceUnderTest, service_fixtures
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
@@ -65,22 +66,13 @@ def audit_cloud_event() -> Callable[..., CloudEvent]:
     return make_audit_event
 
 
-@pytest.fixture(scope="session")
-async def database(service_database: Any) -> Any:
-    return await run_sync(service_database, TEST_DB, SERVICE_DIR)
-
-
-@pytest.fixture(scope="session")
-def settings(database: Any, test_stack: Any) -> Any:
-    from audit_trail.config import Settings
-
-    return Settings(
-        database_url=database.app_url,
-        migration_database_url=database.owner_url,
-        kafka_bootstrap_servers=test_stack.kafka_bootstrap,
-        jwt_jwks_file=str(test_stack.keys.jwks_file),
-        public_base_url="http://testserver/fhir/R4",
+database, settings, app, client, practice, auth = service_fixtures(
+    ServiceUnderTest(
+        test_db=TEST_DB, service_dir=SERVICE_DIR, settings=Settings, create_app=create_app,
+        extra_settings=lambda database: {"migration_database_url": database.owner_url},
+        default_role="practice-manager",
     )
+)
 
 
 @pytest.fixture(scope="session")
@@ -118,40 +110,3 @@ async def superuser(database: Any) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(asyncpg_url(database.superuser_url))
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-async def app(settings: Any) -> AsyncIterator[Any]:
-    from audit_trail.entrypoints.api.app import create_app
-
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture(scope="session")
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-def practice() -> str:
-    """A practice of this test's own, so tests never see each other's records."""
-    return "T" + uuid.uuid4().hex[:5].upper()
-
-
-@pytest.fixture
-def auth(test_stack: Any, practice: str):  # noqa: ANN201
-    """`auth(role)` -> headers with a token for a user of this test's practice."""
-
-    def headers(role: str = "practice-manager", *, practice_code: str | None = None,
-                **claims: Any) -> dict[str, str]:
-        # Any demo user's claims, re-roled: privacy officers are not in the demo dataset.
-        base = test_stack.keys.claims_for("gp", "A81001")
-        base.update(practice=practice_code or practice, sub=str(uuid.uuid4()), roles=[role],
-                    prescriber=False, **claims)
-        return {"Authorization": f"Bearer {test_stack.keys.mint(base)}"}
-
-    return headers
