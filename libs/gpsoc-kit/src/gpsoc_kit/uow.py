@@ -3,20 +3,32 @@
 It rolls back unless `commit()` is called, sets the practice for row-level
 security, and writes the events collected during the work into the outbox inside
 the same transaction, so nothing leaves the process unless the change committed.
+
+The transaction is the driver's (asyncpg's), begun and ended here. The SQLAlchemy
+connection on the same database connection (`conn`) is in AUTOCOMMIT mode, so it never
+begins or commits on its own: its statements (and its SAVEPOINTs) run inside this
+transaction, and so do the hot paths' statements sent to the driver directly (`raw`).
+Going to the driver for the unit of work's own statements (the practice, the outbox,
+BEGIN and COMMIT) saves SQLAlchemy's per-statement work on every request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, insert, text
+import orjson
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .db import set_practice
+from .db import driver_connection, set_practice_raw
 from .events import CloudEvent
 from .telemetry import current_traceparent, user_var
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.transaction import Transaction
 
 
 class UnitOfWork:
@@ -33,28 +45,52 @@ class UnitOfWork:
         self.practice = practice
         self._outbox = outbox
         self._source = source
-        self._notify = text(f"SELECT pg_notify('{notify_channel}', '')")
+        self._insert_outbox = (
+            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) "
+            "VALUES ($1, $2, $3, $4, $5)"
+        )
+        self._notify = f"SELECT pg_notify('{notify_channel}', '')"
         self._pending: list[tuple[str, CloudEvent]] = []
         self._wake_relay = False
         self._conn: AsyncConnection | None = None
+        self._raw: asyncpg.Connection | None = None
+        self._transaction: Transaction | None = None
         self._committed = False
 
     @property
     def conn(self) -> AsyncConnection:
+        """The SQLAlchemy connection, inside the unit of work's transaction."""
         if self._conn is None:
             raise RuntimeError("UnitOfWork used outside `async with`")
         return self._conn
 
+    @property
+    def raw(self) -> asyncpg.Connection:
+        """The asyncpg connection under `conn`, inside the same transaction (hot paths)."""
+        if self._raw is None:
+            raise RuntimeError("UnitOfWork used outside `async with`")
+        return self._raw
+
     async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self._engine.connect()
-        await self._conn.begin()
-        await set_practice(self._conn, self.practice, user_var.get())
+        conn = await self._engine.connect()
+        self._conn = conn
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await driver_connection(conn)
+            self._raw = raw
+            transaction = raw.transaction()
+            await transaction.start()
+            self._transaction = transaction
+            await set_practice_raw(raw, self.practice, user_var.get())
+        except BaseException:
+            await self._release()
+            raise
         return self
 
     async def switch_practice(self, practice: str) -> None:
         """Consumers learn an event's practice only after reading it."""
         self.practice = practice
-        await set_practice(self.conn, practice, user_var.get())
+        await set_practice_raw(self.raw, practice, user_var.get())
 
     def emit(
         self,
@@ -91,25 +127,32 @@ class UnitOfWork:
         return [event for _, event in self._pending]
 
     async def commit(self) -> None:
-        conn = self.conn
+        raw, transaction = self.raw, self._transaction
+        if transaction is None:
+            if self._pending:
+                raise RuntimeError("events emitted after the unit of work ended")
+            return  # committed already (or rolled back): nothing left to commit
         if self._pending:
-            await conn.execute(
-                insert(self._outbox),
-                [
-                    {
-                        "id": event.id,
-                        "topic": topic,
-                        "message_key": event.subject,
-                        "payload": event.to_dict(),
-                        "practice_code": event.practice,
-                    }
-                    for topic, event in self._pending
-                ],
-            )
+            rows = [
+                (
+                    event.id,
+                    topic,
+                    event.subject,
+                    # JSON text for the jsonb column (the driver sends it as it is).
+                    orjson.dumps(event.to_dict()).decode(),
+                    event.practice,
+                )
+                for topic, event in self._pending
+            ]
+            if len(rows) == 1:
+                await raw.execute(self._insert_outbox, *rows[0])
+            else:
+                await raw.executemany(self._insert_outbox, rows)
             if self._wake_relay:
                 # Delivered by PostgreSQL only when the transaction commits.
-                await conn.execute(self._notify)
-        await conn.commit()
+                await raw.execute(self._notify)
+        await transaction.commit()
+        self._transaction = None
         self._committed = True
         self._pending.clear()
         self._wake_relay = False
@@ -117,8 +160,9 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._pending.clear()
         self._wake_relay = False
-        if self._conn is not None:
-            await self._conn.rollback()
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:
+            await transaction.rollback()
 
     async def __aexit__(
         self,
@@ -126,13 +170,25 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        """End the transaction if it is still open, and give the connection back.
+
+        The pool does not know about a transaction begun on the driver, so a connection
+        whose transaction could not be rolled back is closed, never pooled again.
+        """
+        conn, self._conn = self._conn, None
+        self._raw = None
+        if conn is None:
+            return
         try:
-            if not self._committed:
-                await self.rollback()
-        finally:
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
+            await self.rollback()
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
+        await conn.close()
 
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]
