@@ -95,6 +95,35 @@ DEFAULT_PATIENT_ORDER = (
 )
 
 
+_PATIENT_COLUMNS = (
+    "nhs_number",
+    "family",
+    "given",
+    "family_normalised",
+    "given_normalised",
+    "name_text",
+    "family_soundex",
+    "given_soundex",
+    "birth_date",
+    "gender",
+    "postal_code",
+    "gp_practitioner_id",
+    "active",
+    "deceased",
+)
+_INSERT_PATIENT = (
+    "INSERT INTO patients (id, practice_code, version_id, last_updated, resource, "
+    + ", ".join(_PATIENT_COLUMNS)
+    + ") VALUES ($1, $2, 1, $3, $4, "
+    + ", ".join(f"${n}" for n in range(5, 5 + len(_PATIENT_COLUMNS)))
+    + ") ON CONFLICT (nhs_number) WHERE nhs_number IS NOT NULL DO NOTHING"
+)
+_INSERT_VERSION = (
+    "INSERT INTO patient_versions (patient_id, version_id, practice_code, recorded_at, "
+    "recorded_by, resource) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+
 class PatientRepository:
     def __init__(self, conn: AsyncConnection, raw: asyncpg.Connection) -> None:
         self._conn = conn
@@ -110,23 +139,24 @@ class PatientRepository:
         recorded_at: dt.datetime,
         recorded_by: str,
     ) -> None:
-        try:
-            async with self._conn.begin_nested():
-                await self._conn.execute(
-                    insert(patients).values(
-                        id=patient_id,
-                        practice_code=practice,
-                        version_id=1,
-                        last_updated=recorded_at,
-                        resource=resource,
-                        **_columns(details),
-                    )
-                )
-        except IntegrityError as exc:
-            if "uq_patients_nhs_number" in str(exc.orig):
-                raise DuplicateNhsNumber() from None
-            raise
-        await self._add_version(patient_id, practice, 1, resource, recorded_at, recorded_by)
+        """Insert version 1 (and its history row); DuplicateNhsNumber if the NHS number is
+        registered anywhere. ON CONFLICT DO NOTHING, not a caught unique violation: the
+        transaction stays usable, and no SAVEPOINT round trips."""
+        document = orjson.dumps(resource).decode()  # JSON text for both jsonb columns
+        columns = _columns(details)
+        status = await self._raw.execute(
+            _INSERT_PATIENT,
+            patient_id,
+            practice,
+            recorded_at,
+            document,
+            *(columns[name] for name in _PATIENT_COLUMNS),
+        )
+        if status != "INSERT 0 1":
+            raise DuplicateNhsNumber()
+        await self._raw.execute(
+            _INSERT_VERSION, patient_id, 1, practice, recorded_at, recorded_by, document
+        )
 
     async def replace(
         self,
