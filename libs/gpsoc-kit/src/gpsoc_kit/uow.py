@@ -10,6 +10,11 @@ begins or commits on its own: its statements (and its SAVEPOINTs) run inside thi
 transaction, and so do the hot paths' statements sent to the driver directly (`raw`).
 Going to the driver for the unit of work's own statements (the practice, the outbox,
 BEGIN and COMMIT) saves SQLAlchemy's per-statement work on every request.
+
+Round trips cost the api more than anything else left on a read (each is a send on a
+socket and a wake-up), so the unit of work makes two of its four: BEGIN with the
+practice and the user, then the outbox rows, NOTIFY and COMMIT, each sent as one
+multi-statement query (simple protocol) with its values as quoted literals.
 """
 
 from __future__ import annotations
@@ -28,7 +33,20 @@ from .telemetry import current_traceparent, user_var
 
 if TYPE_CHECKING:
     import asyncpg
-    from asyncpg.transaction import Transaction
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a PostgreSQL string constant, whatever standard_conforming_strings says.
+
+    An escape string (E'...') with every backslash and every quote doubled: nothing in
+    `value` can end the constant early. NUL cannot be sent at all (ValueError).
+    """
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL string")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_SET_CONTEXT = "SELECT set_config('app.practice', {}, true), set_config('app.user', {}, true)"
 
 
 class UnitOfWork:
@@ -46,15 +64,14 @@ class UnitOfWork:
         self._outbox = outbox
         self._source = source
         self._insert_outbox = (
-            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) "
-            "VALUES ($1, $2, $3, $4, $5)"
+            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
         )
         self._notify = f"SELECT pg_notify('{notify_channel}', '')"
         self._pending: list[tuple[str, CloudEvent]] = []
         self._wake_relay = False
         self._conn: AsyncConnection | None = None
         self._raw: asyncpg.Connection | None = None
-        self._transaction: Transaction | None = None
+        self._open = False  # a transaction of ours is in progress
         self._committed = False
 
     @property
@@ -78,10 +95,10 @@ class UnitOfWork:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             raw = await driver_connection(conn)
             self._raw = raw
-            transaction = raw.transaction()
-            await transaction.start()
-            self._transaction = transaction
-            await set_practice_raw(raw, self.practice, user_var.get())
+            if raw.is_in_transaction():  # never expected: a transaction must not be inherited
+                await raw.execute("ROLLBACK")
+            self._open = True
+            await raw.execute(_begin(self.practice, user_var.get()))
         except BaseException:
             await self._release()
             raise
@@ -127,32 +144,30 @@ class UnitOfWork:
         return [event for _, event in self._pending]
 
     async def commit(self) -> None:
-        raw, transaction = self.raw, self._transaction
-        if transaction is None:
+        raw = self.raw
+        if not self._open:
             if self._pending:
                 raise RuntimeError("events emitted after the unit of work ended")
             return  # committed already (or rolled back): nothing left to commit
+        statements = []
         if self._pending:
-            rows = [
-                (
-                    event.id,
-                    topic,
-                    event.subject,
-                    # JSON text for the jsonb column (the driver sends it as it is).
-                    orjson.dumps(event.to_dict()).decode(),
-                    event.practice,
-                )
+            rows = ", ".join(
+                "(" + ", ".join(map(sql_literal, _outbox_values(topic, event))) + ")"
                 for topic, event in self._pending
-            ]
-            if len(rows) == 1:
-                await raw.execute(self._insert_outbox, *rows[0])
-            else:
-                await raw.executemany(self._insert_outbox, rows)
+            )
+            statements.append(self._insert_outbox + rows)
             if self._wake_relay:
                 # Delivered by PostgreSQL only when the transaction commits.
-                await raw.execute(self._notify)
-        await transaction.commit()
-        self._transaction = None
+                statements.append(self._notify)
+        statements.append("COMMIT")
+        # One round trip; PostgreSQL stops at the first failing statement, so COMMIT runs
+        # only if every row went in (and the caller answers only once it returned).
+        self._open = False
+        try:
+            await raw.execute(";\n".join(statements))
+        except BaseException:
+            self._open = raw.is_in_transaction()
+            raise
         self._committed = True
         self._pending.clear()
         self._wake_relay = False
@@ -160,9 +175,11 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._pending.clear()
         self._wake_relay = False
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            await transaction.rollback()
+        if self._open:
+            self._open = False
+            raw = self._raw
+            if raw is not None and raw.is_in_transaction():
+                await raw.execute("ROLLBACK")
 
     async def __aexit__(
         self,
@@ -178,17 +195,28 @@ class UnitOfWork:
         The pool does not know about a transaction begun on the driver, so a connection
         whose transaction could not be rolled back is closed, never pooled again.
         """
-        conn, self._conn = self._conn, None
-        self._raw = None
+        conn = self._conn
         if conn is None:
             return
         try:
             await self.rollback()
         except BaseException:
             await conn.invalidate()
-            await conn.close()
             raise
-        await conn.close()
+        finally:
+            self._conn = self._raw = None
+            await conn.close()
+
+
+def _outbox_values(topic: str, event: CloudEvent) -> tuple[str, ...]:
+    """id, topic, message_key, payload (JSON text for jsonb) and practice_code of a row."""
+    payload = orjson.dumps(event.to_dict()).decode()
+    return (event.id, topic, event.subject, payload, event.practice)
+
+
+def _begin(practice: str, user: str) -> str:
+    """BEGIN and the transaction's context (row-level security reads both), in one query."""
+    return "BEGIN; " + _SET_CONTEXT.format(sql_literal(practice), sql_literal(user))
 
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]

@@ -110,3 +110,45 @@ async def test_several_events_go_to_the_outbox_in_one_commit(uow_factory):
             )
         ).scalars()
         assert [p["data"]["n"] for p in payloads] == [0, 1, 2]
+
+
+TRICKY = [
+    "O'Brien",
+    "back\\slash",
+    "\\'; DROP TABLE outbox; --",
+    "'' \\\\' E'x'",
+    'quote " and newline \n and tab \t',
+    "ünïcödé ✓",
+]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+async def test_literals_come_back_exactly_as_they_went(uow_factory, value):
+    from gpsoc_kit.uow import sql_literal
+
+    async with uow_factory("A81001") as uow:
+        assert await uow.raw.fetchval("SELECT " + sql_literal(value)) == value
+
+
+def test_a_nul_is_never_sent_in_a_literal():
+    from gpsoc_kit.uow import sql_literal
+
+    with pytest.raises(ValueError):
+        sql_literal("a\x00b")
+
+
+async def test_event_data_and_the_user_reach_the_database_unaltered(uow_factory):
+    subject = str(uuid.uuid4())
+    token = user_var.set(TRICKY[2])
+    try:
+        async with uow_factory("A81001") as uow:
+            assert await uow.raw.fetchval("SELECT current_setting('app.user')") == TRICKY[2]
+            uow.emit("kit.t", "kit.t.v1", subject=subject, data={"names": TRICKY}, prompt=True)
+            await uow.commit()
+    finally:
+        user_var.reset(token)
+    async with uow_factory("A81001") as uow:
+        payload = await uow.conn.scalar(
+            select(outbox.c.payload).where(outbox.c.message_key == subject)
+        )
+    assert payload["data"]["names"] == TRICKY
