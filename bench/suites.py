@@ -312,7 +312,19 @@ class PatientsSuite(Suite):
 
         return [op for op in self.operations if system != "floor" or op in FLOOR_OPERATIONS]
 
+    def requests(self, op: str, system: System, count: int) -> Iterable[Target]:
+        """`count` requests of `op`: loaded patients sampled, or fresh ones to register."""
+        assert self.factory is not None
+        factory = self.factory
+        if op == "register":
+            patients: Iterable = new_patients(count, factory.numbers, factory.rng, PRACTICES, 10**9)
+        else:
+            patients = factory.rng.sample(list(factory.loaded), min(count, len(factory.loaded)))
+        for patient in patients:
+            yield request_for(op, system, patient, factory.rng)
+
     def write(self, op: str, system: System, *, max_requests: int) -> tuple[Path, int]:
+        # The factory writes the attacks' targets (fresh NHS numbers it tracks across runs).
         assert self.factory is not None
         return self.factory.write(op, system, max_requests=max_requests)
 

@@ -59,6 +59,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     # Patient data must not linger in browser or proxy caches.
     (b"cache-control", b"no-store"),
 ]
+_SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 
 
 class SecurityHeadersMiddleware:
@@ -74,10 +75,13 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in SECURITY_HEADERS if h[0] not in present
-                ]
+                headers = list(message.get("headers", ()))
+                present = {k.lower() for k, _ in headers}
+                if present.isdisjoint(_SECURITY_HEADER_NAMES):
+                    headers += SECURITY_HEADERS
+                else:
+                    headers += [h for h in SECURITY_HEADERS if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

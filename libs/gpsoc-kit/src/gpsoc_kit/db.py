@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import orjson
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -35,6 +36,7 @@ _SET_PRACTICE = text("SELECT set_config('app.practice', :practice, true)")
 _SET_CONTEXT = text(
     "SELECT set_config('app.practice', :practice, true), set_config('app.user', :user, true)"
 )
+_SET_CONTEXT_RAW = "SELECT set_config('app.practice', $1, true), set_config('app.user', $2, true)"
 
 
 def _orjson_dumps(value: object) -> str:
@@ -86,6 +88,22 @@ async def practice_transaction(
 
 async def set_practice(conn: AsyncConnection, practice: str, user: str = "") -> None:
     await conn.execute(_SET_CONTEXT, {"practice": practice, "user": user})
+
+
+async def set_practice_raw(conn: asyncpg.Connection, practice: str, user: str = "") -> None:
+    """`set_practice` on the driver connection (the unit of work's own transaction)."""
+    await conn.fetchval(_SET_CONTEXT_RAW, practice, user)
+
+
+async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one (same session, same transaction).
+
+    On engines of `create_engine`, SQLAlchemy's asyncpg dialect has set a jsonb codec on
+    it: jsonb parameters are JSON text (str), jsonb results come back parsed. Hot paths
+    select `jsonb::text` and parse it themselves, so they do not depend on that codec.
+    """
+    fairy = await conn.get_raw_connection()
+    return fairy.driver_connection
 
 
 def new_id() -> uuid.UUID:

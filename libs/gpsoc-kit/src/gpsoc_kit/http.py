@@ -78,33 +78,41 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, service_name: str) -> None:
         self.app = app
         self._histogram = metrics.http_request_duration(service_name)
+        # One histogram child per (method, route, status), looked up once: labels() takes
+        # a lock and builds a tuple on every call.
+        self._observers: dict[tuple[str, str, int], Any] = {}
         self._tracer = tracer(service_name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+                break
+        request_id = request_id or str(uuid.uuid4())
         request_id_var.set(request_id)
         practice_var.set(None)
         user_var.set("")
         status = 500
+        request_id_header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [
-                    (b"x-request-id", request_id.encode("latin-1"))
-                ]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         started = time.perf_counter()
         # The caller's trace context is kept even with tracing off: the OpenTelemetry API
-        # carries its ids (a non-recording span) into audit records and events, at no cost.
-        token = otel_context.attach(extract_context(headers))
+        # carries its ids (a non-recording span) into audit records and events.
+        token = None
+        if tracing_enabled() or any(name == b"traceparent" for name, _ in scope["headers"]):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            token = otel_context.attach(extract_context(headers))
         try:
             if tracing_enabled():
                 with self._tracer.start_as_current_span(
@@ -117,10 +125,13 @@ class RequestContextMiddleware:
             if token is not None:
                 otel_context.detach(token)
             route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            self._histogram.labels(scope["method"], route_path, str(status)).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], getattr(route, "path", None) or "unmatched", status)
+            observer = self._observers.get(key)
+            if observer is None:
+                observer = self._observers[key] = self._histogram.labels(
+                    key[0], key[1], str(status)
+                )
+            observer.observe(time.perf_counter() - started)
 
 
 def add_health_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:

@@ -3,20 +3,50 @@
 It rolls back unless `commit()` is called, sets the practice for row-level
 security, and writes the events collected during the work into the outbox inside
 the same transaction, so nothing leaves the process unless the change committed.
+
+The transaction is the driver's (asyncpg's), begun and ended here. The SQLAlchemy
+connection on the same database connection (`conn`) is in AUTOCOMMIT mode, so it never
+begins or commits on its own: its statements (and its SAVEPOINTs) run inside this
+transaction, and so do the hot paths' statements sent to the driver directly (`raw`).
+Going to the driver for the unit of work's own statements (the practice, the outbox,
+BEGIN and COMMIT) saves SQLAlchemy's per-statement work on every request.
+
+Round trips cost the api more than anything else left on a read (each is a send on a
+socket and a wake-up), so the unit of work makes two of its four: BEGIN with the
+practice and the user, then the outbox rows, NOTIFY and COMMIT, each sent as one
+multi-statement query (simple protocol) with its values as quoted literals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, insert, text
+import orjson
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .db import set_practice
+from .db import driver_connection, set_practice_raw
 from .events import CloudEvent
 from .telemetry import current_traceparent, user_var
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+def sql_literal(value: str) -> str:
+    """`value` as a PostgreSQL string constant, whatever standard_conforming_strings says.
+
+    An escape string (E'...') with every backslash and every quote doubled: nothing in
+    `value` can end the constant early. NUL cannot be sent at all (ValueError).
+    """
+    if "\x00" in value:
+        raise ValueError("NUL in an SQL string")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_SET_CONTEXT = "SELECT set_config('app.practice', {}, true), set_config('app.user', {}, true)"
 
 
 class UnitOfWork:
@@ -33,28 +63,51 @@ class UnitOfWork:
         self.practice = practice
         self._outbox = outbox
         self._source = source
-        self._notify = text(f"SELECT pg_notify('{notify_channel}', '')")
+        self._insert_outbox = (
+            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
+        )
+        self._notify = f"SELECT pg_notify('{notify_channel}', '')"
         self._pending: list[tuple[str, CloudEvent]] = []
         self._wake_relay = False
         self._conn: AsyncConnection | None = None
+        self._raw: asyncpg.Connection | None = None
+        self._open = False  # a transaction of ours is in progress
         self._committed = False
 
     @property
     def conn(self) -> AsyncConnection:
+        """The SQLAlchemy connection, inside the unit of work's transaction."""
         if self._conn is None:
             raise RuntimeError("UnitOfWork used outside `async with`")
         return self._conn
 
+    @property
+    def raw(self) -> asyncpg.Connection:
+        """The asyncpg connection under `conn`, inside the same transaction (hot paths)."""
+        if self._raw is None:
+            raise RuntimeError("UnitOfWork used outside `async with`")
+        return self._raw
+
     async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self._engine.connect()
-        await self._conn.begin()
-        await set_practice(self._conn, self.practice, user_var.get())
+        conn = await self._engine.connect()
+        self._conn = conn
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await driver_connection(conn)
+            self._raw = raw
+            if raw.is_in_transaction():  # never expected: a transaction must not be inherited
+                await raw.execute("ROLLBACK")
+            self._open = True
+            await raw.execute(_begin(self.practice, user_var.get()))
+        except BaseException:
+            await self._release()
+            raise
         return self
 
     async def switch_practice(self, practice: str) -> None:
         """Consumers learn an event's practice only after reading it."""
         self.practice = practice
-        await set_practice(self.conn, practice, user_var.get())
+        await set_practice_raw(self.raw, practice, user_var.get())
 
     def emit(
         self,
@@ -91,25 +144,30 @@ class UnitOfWork:
         return [event for _, event in self._pending]
 
     async def commit(self) -> None:
-        conn = self.conn
+        raw = self.raw
+        if not self._open:
+            if self._pending:
+                raise RuntimeError("events emitted after the unit of work ended")
+            return  # committed already (or rolled back): nothing left to commit
+        statements = []
         if self._pending:
-            await conn.execute(
-                insert(self._outbox),
-                [
-                    {
-                        "id": event.id,
-                        "topic": topic,
-                        "message_key": event.subject,
-                        "payload": event.to_dict(),
-                        "practice_code": event.practice,
-                    }
-                    for topic, event in self._pending
-                ],
+            rows = ", ".join(
+                "(" + ", ".join(map(sql_literal, _outbox_values(topic, event))) + ")"
+                for topic, event in self._pending
             )
+            statements.append(self._insert_outbox + rows)
             if self._wake_relay:
                 # Delivered by PostgreSQL only when the transaction commits.
-                await conn.execute(self._notify)
-        await conn.commit()
+                statements.append(self._notify)
+        statements.append("COMMIT")
+        # One round trip; PostgreSQL stops at the first failing statement, so COMMIT runs
+        # only if every row went in (and the caller answers only once it returned).
+        self._open = False
+        try:
+            await raw.execute(";\n".join(statements))
+        except BaseException:
+            self._open = raw.is_in_transaction()
+            raise
         self._committed = True
         self._pending.clear()
         self._wake_relay = False
@@ -117,8 +175,11 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._pending.clear()
         self._wake_relay = False
-        if self._conn is not None:
-            await self._conn.rollback()
+        if self._open:
+            self._open = False
+            raw = self._raw
+            if raw is not None and raw.is_in_transaction():
+                await raw.execute("ROLLBACK")
 
     async def __aexit__(
         self,
@@ -126,13 +187,36 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        """End the transaction if it is still open, and give the connection back.
+
+        The pool does not know about a transaction begun on the driver, so a connection
+        whose transaction could not be rolled back is closed, never pooled again.
+        """
+        conn = self._conn
+        if conn is None:
+            return
         try:
-            if not self._committed:
-                await self.rollback()
+            await self.rollback()
+        except BaseException:
+            await conn.invalidate()
+            raise
         finally:
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
+            self._conn = self._raw = None
+            await conn.close()
+
+
+def _outbox_values(topic: str, event: CloudEvent) -> tuple[str, ...]:
+    """id, topic, message_key, payload (JSON text for jsonb) and practice_code of a row."""
+    payload = orjson.dumps(event.to_dict()).decode()
+    return (event.id, topic, event.subject, payload, event.practice)
+
+
+def _begin(practice: str, user: str) -> str:
+    """BEGIN and the transaction's context (row-level security reads both), in one query."""
+    return "BEGIN; " + _SET_CONTEXT.format(sql_literal(practice), sql_literal(user))
 
 
 UnitOfWorkFactory = Callable[[str], UnitOfWork]

@@ -141,6 +141,56 @@ async def test_search_by_family_birthdate_gender_and_postcode(client, auth):
     assert await total(**{"address-postalcode": "ts18 2bb"}) == 1
 
 
+async def test_search_by_identifier_id_given_and_name(client, auth):
+    headers = auth()
+    mary = await register(client, headers, family="Featherstone", given="Mary Anne")
+    other = await register(client, headers, family="Annesley", given="Robert")
+    await register(client, headers, family="Unrelated", given="Zoe")
+    nhs = mary["identifier"][0]["value"]
+
+    async def ids(**params: str) -> list[str]:
+        response = await client.get("/Patient", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["total"] == len(body.get("entry", []))
+        return [e["resource"]["id"] for e in body.get("entry", [])]
+
+    assert await ids(identifier=f"{NHS}|{nhs}") == [mary["id"]]
+    assert await ids(identifier=nhs) == [mary["id"]]
+    assert await ids(_id=mary["id"]) == [mary["id"]]
+    assert await ids(_id=mary["id"].upper()) == [mary["id"]]
+    assert await ids(_id="not-a-uuid") == []
+    assert await ids(given="mary") == [mary["id"]]
+    assert await ids(given="anne") == [mary["id"]]  # a later given name
+    # name: a family or a given name starting with it; ordered by family, given, id
+    assert await ids(name="Anne") == [other["id"], mary["id"]]
+    assert await ids(name="feath", given="mary anne") == [mary["id"]]
+    assert await ids(family="feath", gender="male") == []
+
+
+async def test_a_page_past_the_end_still_has_the_total(client, auth):
+    headers = auth()
+    for given in ("One", "Two", "Three"):
+        await register(client, headers, family="Pastend", given=given)
+    response = await client.get(
+        "/Patient", params={"family": "Pastend", "_count": "2", "_offset": "4"}, headers=headers
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == 3 and body.get("entry", []) == []
+    assert [link["relation"] for link in body["link"]] == ["self", "previous"]
+
+
+async def test_phonetic_search_ranks_the_closest_name_first(client, auth):
+    headers = auth()
+    smyth = await register(client, headers, family="Smyth", given="Jo")
+    smith = await register(client, headers, family="Smith", given="Jo")
+    response = await client.get("/Patient", params={"phonetic": "Smith"}, headers=headers)
+    assert [e["resource"]["id"] for e in response.json()["entry"]] == [smith["id"], smyth["id"]]
+    response = await client.get("/Patient", params={"phonetic": "!!"}, headers=headers)
+    assert response.json()["total"] == 0
+
+
 async def test_phonetic_search_finds_a_name_typed_with_a_typo(client, auth):
     headers = auth()
     created = await register(client, headers, family="Thompson", given="Margaret")

@@ -121,7 +121,7 @@ async def register_patient(
     stored = _stamp(
         resource, resource_id=patient_id, version_id=1, at=now, profile=UK_CORE_PATIENT_PROFILE
     )
-    await repo.PatientRepository(uow.conn).add(
+    await repo.PatientRepository(uow.conn, uow.raw).add(
         patient_id=patient_id,
         practice=uow.practice,
         details=details,
@@ -141,7 +141,9 @@ async def register_patient(
 
 async def read_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> dict[str, Any]:
     stored = (
-        await repo.PatientRepository(uow.conn).get(patient_id) if _is_uuid(patient_id) else None
+        await repo.PatientRepository(uow.conn, uow.raw).get(patient_id)
+        if _is_uuid(patient_id)
+        else None
     )
     if stored is None:
         raise NotFound(f"Patient/{patient_id}")
@@ -154,7 +156,9 @@ async def read_patient_version(
 ) -> dict[str, Any]:
     resource = None
     if _is_uuid(patient_id) and version_id.isdigit():
-        resource = await repo.PatientRepository(uow.conn).version(patient_id, int(version_id))
+        resource = await repo.PatientRepository(uow.conn, uow.raw).version(
+            patient_id, int(version_id)
+        )
     if resource is None:
         raise NotFound(f"Patient/{patient_id}/_history/{version_id}")
     _audit(uow, principal, "vread", "Patient", patient_ids=[patient_id])
@@ -165,7 +169,9 @@ async def patient_history(
     uow: UnitOfWork, principal: Principal, patient_id: str
 ) -> list[dict[str, Any]]:
     versions = (
-        await repo.PatientRepository(uow.conn).history(patient_id) if _is_uuid(patient_id) else []
+        await repo.PatientRepository(uow.conn, uow.raw).history(patient_id)
+        if _is_uuid(patient_id)
+        else []
     )
     if not versions:
         raise NotFound(f"Patient/{patient_id}")
@@ -185,7 +191,7 @@ async def update_patient(
         raise InvalidResource(
             [Problem("The resource id must match the id in the URL", "Patient.id")]
         )
-    patients = repo.PatientRepository(uow.conn)
+    patients = repo.PatientRepository(uow.conn, uow.raw)
     current = await patients.get(patient_id, for_update=True) if _is_uuid(patient_id) else None
     if current is None:
         # Update-as-create is not offered: registration goes through POST.
@@ -241,8 +247,11 @@ async def search_patients(
     uow: UnitOfWork, principal: Principal, search: SearchRequest
 ) -> tuple[list[dict[str, Any]], int]:
     criteria, order_by = patient_criteria(search)
-    resources, total = await repo.PatientRepository(uow.conn).search(
-        criteria, count=search.count, offset=search.offset, order_by=order_by
+    resources, total = await repo.PatientRepository(uow.conn, uow.raw).search(
+        criteria,
+        count=search.count,
+        offset=search.offset,
+        order_by=order_by or repo.DEFAULT_PATIENT_ORDER,
     )
     _audit(
         uow,
@@ -255,9 +264,11 @@ async def search_patients(
     return resources, total
 
 
-def patient_criteria(search: SearchRequest) -> tuple[list[Any], list[Any] | None]:
+def patient_criteria(
+    search: SearchRequest,
+) -> tuple[list[repo.Criterion], tuple[repo.Criterion, ...] | None]:
     """Search parameters -> SQL criteria; bad values answer 400 naming the parameter."""
-    criteria: list[Any] = []
+    criteria: list[repo.Criterion] = []
     order_by = None
     for name, value in search.filters:
         if name == "_id":
@@ -312,7 +323,7 @@ def patient_criteria(search: SearchRequest) -> tuple[list[Any], list[Any] | None
             criteria.append(repo.by_general_practitioner(practitioner_id))
         elif name == "phonetic":
             criteria.append(repo.by_phonetic(value))
-            order_by = [repo.phonetic_rank(value), repo.patients.c.id]
+            order_by = repo.phonetic_order(value)
     return criteria, order_by
 
 
