@@ -560,6 +560,7 @@ class AppointmentsSuite(Suite):
             rows = await conn.fetch(
                 "SELECT id::text, practice_code, start_at, end_at FROM slots "
                 "WHERE status = 'free' AND start_at > now() + interval '2 hours' "
+                "AND bookable_from <= now() "
                 "AND practice_code = ANY($1::text[]) ORDER BY random() LIMIT $2",
                 list(self.practices),
                 count,
