@@ -11,9 +11,8 @@ Two kinds of grant open a practice's data to users of another practice:
 
 patient-index publishes both on `patient.events.v1`. Every service keeps them in its
 own `access_grants` table (a projection: no service asks another at request time), and
-its tables' policies read that table through the SQL functions below. Each function
-runs once per statement: the policies wrap them in scalar sub-selects, which PostgreSQL
-evaluates as InitPlans, and `practice_code = ANY(<array>)` stays an index condition.
+its tables' policies read that table in sub-selects that PostgreSQL runs once per
+statement (InitPlans), so `practice_code = ANY(<array>)` stays an index condition.
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ ACCESS_GRANTS = access_grants_table(MetaData())
 
 
 def access_grants_sql() -> list[str]:
-    """DDL for the projection and the functions the policies call (a migration runs it)."""
+    """DDL for the projection the policies read (a migration runs it)."""
     return [
         """
 CREATE TABLE access_grants (
@@ -96,51 +95,43 @@ CREATE TABLE access_grants (
 )
         """,
         "CREATE INDEX ix_access_grants_grantee ON access_grants (grantee_practice, kind)",
-        # The caller's own practice plus every practice whose agreement with it, in force
-        # now, grants one of `wanted`.
-        """
-CREATE FUNCTION gpsoc_practices(VARIADIC wanted TEXT[]) RETURNS TEXT[]
-LANGUAGE sql STABLE AS $$
-    SELECT array_append(
-        coalesce(array_agg(DISTINCT g.grantor_practice), '{}'::TEXT[]),
-        current_setting('app.practice', true)::TEXT)
-    FROM access_grants g
-    WHERE g.kind = 'agreement' AND g.active
-      AND g.grantee_practice = current_setting('app.practice', true)
-      AND g.scopes && wanted
-      AND g.starts_at <= now() AND (g.ends_at IS NULL OR g.ends_at > now())
-$$
-        """,
-        # Break-glass grants belong to one user of the caller's practice, for one patient.
-        *(
-            f"""
-CREATE FUNCTION gpsoc_break_glass_{name}() RETURNS TEXT[]
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(DISTINCT g.{column}), '{{}}'::TEXT[])
-    FROM access_grants g
-    WHERE g.kind = 'break-glass' AND g.active
-      AND g.grantee_practice = current_setting('app.practice', true)
-      AND g.grantee_user = nullif(current_setting('app.user', true), '')
-      AND g.starts_at <= now() AND g.ends_at > now()
-$$
-            """
-            for name, column in (("practices", "grantor_practice"), ("patients", "patient_id"))
-        ),
     ]
 
 
 _OWN = "practice_code = current_setting('app.practice', true)"
 
 
-def _practices(scopes: Sequence[str]) -> str:
-    wanted = ", ".join(f"'{scope}'" for scope in scopes)
-    return f"gpsoc_practices(VARIADIC ARRAY[{wanted}]::TEXT[])"
+# The practices whose agreements with the caller's practice, in force now, grant one of
+# the scopes; and the caller's own live break-glass grants (one user, one patient each).
+_AGREED = (
+    "SELECT g.grantor_practice FROM access_grants g "
+    "WHERE g.grantee_practice = current_setting('app.practice', true) "
+    "AND g.kind = 'agreement' AND g.active AND g.scopes && ARRAY[{scopes}]::TEXT[] "
+    "AND g.starts_at <= now() AND (g.ends_at IS NULL OR g.ends_at > now())"
+)
+_BROKEN_GLASS = (
+    "SELECT g.{column} FROM access_grants g "
+    "WHERE g.grantee_practice = current_setting('app.practice', true) "
+    "AND g.kind = 'break-glass' AND g.active "
+    "AND g.grantee_user = nullif(current_setting('app.user', true), '') "
+    "AND g.starts_at <= now() AND g.ends_at > now()"
+)
 
 
-def _once(expression: str) -> str:
-    """A scalar sub-select: an InitPlan, evaluated once per statement, not per row. The
-    cast keeps `= ANY (...)` an array comparison rather than a sub-query comparison."""
-    return f"(SELECT {expression})::TEXT[]"
+def _visible(scopes: Sequence[str], *, break_glass: bool = False) -> str:
+    """The practices a statement may see, as an array built once per statement.
+
+    An uncorrelated ARRAY(sub-select) is an InitPlan: PostgreSQL runs it once, before the
+    scan, and `practice_code = ANY (<it>)` stays an index condition. Written inline rather
+    than as a function: a non-inlinable SQL function is planned again on every call.
+    """
+    parts = [
+        "SELECT current_setting('app.practice', true)",
+        _AGREED.format(scopes=", ".join(f"'{scope}'" for scope in scopes)),
+    ]
+    if break_glass:
+        parts.append(_BROKEN_GLASS.format(column="grantor_practice"))
+    return "ARRAY(" + " UNION ALL ".join(parts) + ")"
 
 
 def practice_policies_sql(
@@ -163,20 +154,18 @@ def practice_policies_sql(
     if unknown - set(SCOPES):
         raise ValueError(f"unknown sharing scopes: {sorted(unknown - set(SCOPES))}")
     if read_scopes:
-        shared = f"practice_code = ANY ({_once(_practices(read_scopes))})"
-        read = shared
+        read = f"practice_code = ANY ({_visible(read_scopes)})"
         if patient_column:
             # The first test narrows by practice (an index condition); the second admits
             # a break-glass practice's rows only for the granted patients.
             read = (
-                f"practice_code = ANY "
-                f"({_once(_practices(read_scopes) + ' || gpsoc_break_glass_practices()')}) AND ("
-                f"{shared} OR {patient_column}::TEXT = ANY "
-                f"({_once('gpsoc_break_glass_patients()')}))"
+                f"practice_code = ANY ({_visible(read_scopes, break_glass=True)}) AND ("
+                f"{read} OR {patient_column}::TEXT = ANY "
+                f"(ARRAY({_BROKEN_GLASS.format(column='patient_id')})))"
             )
     else:
         read = _OWN
-    write = f"practice_code = ANY ({_once(_practices(write_scopes))})" if write_scopes else _OWN
+    write = f"practice_code = ANY ({_visible(write_scopes)})" if write_scopes else _OWN
     statements = [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
@@ -285,8 +274,5 @@ def sharing_downgrade_sql(tables: TablePlan) -> list[str]:
 
 
 DROP_ACCESS_GRANTS_SQL = [
-    "DROP FUNCTION IF EXISTS gpsoc_break_glass_patients()",
-    "DROP FUNCTION IF EXISTS gpsoc_break_glass_practices()",
-    "DROP FUNCTION IF EXISTS gpsoc_practices(TEXT[])",
     "DROP TABLE IF EXISTS access_grants",
 ]

@@ -19,7 +19,7 @@ def test_a_table_no_scope_opens_stays_with_its_own_practice():
     statements = practice_policies_sql("audit_records")
     assert "FORCE ROW LEVEL SECURITY" in statements[1]
     read = next(s for s in statements if "_read ON" in s)
-    assert "current_setting('app.practice', true)" in read and "gpsoc_" not in read
+    assert "current_setting('app.practice', true)" in read and "access_grants" not in read
 
 
 def test_shared_reads_and_break_glass_are_evaluated_once_per_statement():
@@ -30,10 +30,10 @@ def test_shared_reads_and_break_glass_are_evaluated_once_per_statement():
         )
         if "_read ON" in s
     )
-    # Scalar sub-selects (InitPlans), cast so that = ANY compares against the array.
-    assert read.count("(SELECT gpsoc_practices(VARIADIC ARRAY['read-record']::TEXT[])") == 2
-    assert "(SELECT gpsoc_break_glass_patients())::TEXT[]" in read
-    assert "id::TEXT = ANY" in read
+    # Uncorrelated ARRAY(sub-select)s (InitPlans), inline: no function to plan per call.
+    assert read.count("g.scopes && ARRAY['read-record']::TEXT[]") == 2
+    assert "id::TEXT = ANY (ARRAY(SELECT g.patient_id FROM access_grants g" in read
+    assert read.count("g.kind = 'break-glass'") == 2 and "gpsoc_" not in read
 
 
 def test_writes_open_only_for_the_write_scopes():
@@ -41,9 +41,9 @@ def test_writes_open_only_for_the_write_scopes():
         "slots", read_scopes=("book-shared-slots",), write_scopes=("book-shared-slots",)
     )
     insert = next(s for s in statements if "_insert ON" in s)
-    assert "gpsoc_practices(VARIADIC ARRAY['book-shared-slots']" in insert
+    assert "g.scopes && ARRAY['book-shared-slots']::TEXT[]" in insert
     closed = practice_policies_sql("patients", read_scopes=("read-record",))
-    assert "gpsoc_" not in next(s for s in closed if "_update ON" in s)
+    assert "access_grants" not in next(s for s in closed if "_update ON" in s)
 
 
 def test_an_unknown_scope_is_a_programming_error():
