@@ -1,34 +1,16 @@
-"""Domain errors; the API edge turns them into OperationOutcomes."""
+"""Domain errors: the chassis' (answered the same way in every service) and this service's own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Problem:
-    message: str
-    expression: str | None = None
-
-
-class DomainError(Exception):
-    """Base for rule violations a caller can fix."""
-
-
-class InvalidResource(DomainError):
-    """The resource or request breaks a rule; nothing is stored (422)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
-
-
-class InvalidSearch(DomainError):
-    """A search parameter's value cannot be parsed (400)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
+from gpsoc_kit.errors import (
+    DomainError,
+    InvalidResource,
+    InvalidSearch,
+    InvalidTransition,
+    NotFound,
+    Problem,
+    VersionConflict,
+)
 
 
 class UnprocessableSearch(DomainError):
@@ -51,13 +33,16 @@ class IdempotencyKeyReused(DomainError):
     """The Idempotency-Key was first used with a different request (422)."""
 
 
-class VersionConflict(DomainError):
-    """The client's If-Match names a version that is no longer current (412)."""
-
-
-class NotFound(DomainError):
-    """No such resource in the caller's practice (404); the message is `Type/id`."""
-
-
-class InvalidTransition(DomainError):
-    """A status change the appointment's state does not allow (422)."""
+__all__ = [
+    "BookingNotPermitted",
+    "DomainError",
+    "IdempotencyKeyReused",
+    "InvalidResource",
+    "InvalidSearch",
+    "InvalidTransition",
+    "NotFound",
+    "Problem",
+    "SlotUnavailable",
+    "UnprocessableSearch",
+    "VersionConflict",
+]

@@ -1,47 +1,29 @@
-"""Domain errors; the API edge turns them into OperationOutcomes."""
+"""Domain errors: the chassis' (answered the same way in every service) and this service's own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Problem:
-    message: str
-    expression: str | None = None
-
-
-class DomainError(Exception):
-    """Base for rule violations a caller can fix."""
-
-
-class InvalidResource(DomainError):
-    """The resource breaks a rule; nothing is stored."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
-
-
-class InvalidSearch(DomainError):
-    """A search parameter's value cannot be used; answered 400."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
-        self.problems = problems
+from gpsoc_kit.errors import (
+    DomainError,
+    InvalidResource,
+    InvalidSearch,
+    InvalidTransition,
+    NotFound,
+    Problem,
+    VersionConflict,
+)
 
 
 class DuplicateNhsNumber(DomainError):
     """The NHS number is already registered in this deployment."""
 
 
-class VersionConflict(DomainError):
-    """The client's If-Match names a version that is no longer current."""
-
-
-class NotFound(DomainError):
-    """No such resource in the caller's practice."""
-
-
-class InvalidTransition(DomainError):
-    """A change the record's state does not allow (e.g. un-recording a death)."""
+__all__ = [
+    "DomainError",
+    "DuplicateNhsNumber",
+    "InvalidResource",
+    "InvalidSearch",
+    "InvalidTransition",
+    "NotFound",
+    "Problem",
+    "VersionConflict",
+]
