@@ -193,11 +193,13 @@ async def obtain_sharing_agreement(api: Api) -> tuple[dict[str, Any] | None, str
 
 
 # ----- appointments: Schedule, Slot, Appointment (against the service's real routes) --------
-async def _free_slot(api: Api) -> dict[str, Any]:
+async def _free_slot(api: Api, service_type: str | None = None) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     params = [("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
               ("start", "le" + (now + dt.timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ")),
               ("status", "free"), ("_count", "50")]
+    if service_type:
+        params.append(("service-type", service_type))
     bundle = await api.search("Slot", params)
     slots = [e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
     assert slots, "the demo rotas give free slots in the next fortnight"
@@ -224,7 +226,9 @@ async def _book(api: Api, appointment: dict[str, Any], patient_id: str) -> httpx
     registration is still on its way to the appointments projection (422 until then)."""
     deadline = asyncio.get_running_loop().time() + 45
     while True:
-        slot = await _free_slot(api)
+        # A routine slot: the front desk may book it (a medication review, say, it may not),
+        # whatever the time of day makes the earliest free slot.
+        slot = await _free_slot(api, "routine")
         booking = dict(appointment, slot=[{"reference": f"Slot/{slot['id']}"}],
                        start=slot["start"], end=slot["end"])
         others = [p for p in booking.get("participant", [])

@@ -16,6 +16,9 @@ async def free_slots(gateway, headers) -> list[dict[str, Any]]:  # noqa: ANN001
         ("start", "ge" + (now + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("start", "le" + (now + dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("status", "free"),
+        # Routine: the front desk books these (not, say, a medication review), whatever the
+        # time of day makes the earliest free slots.
+        ("service-type", "routine"),
         ("_include", "Slot:schedule"),
         ("_count", "100"),
     ]
