@@ -12,29 +12,8 @@ from audit_trail.adapters.tables import audit_records, inbox, outbox
 from audit_trail.entrypoints.consumer import PATIENT_TOPIC, store_consumer
 from audit_trail.service_layer.verification import verify_database
 from gpsoc_kit.audit import AUDIT_TOPIC
+from gpsoc_kit.testing.kafka import position_group_at_end
 from sqlalchemy import func, select, text
-
-
-async def position_group_at_end(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    """Commit the topics' current end offsets for `group`: the shared test topics' history
-    (other services' tests publish there too) is not this test's to consume."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for topic in (AUDIT_TOPIC, PATIENT_TOPIC)
-                      for p in sorted(await producer.partitions_for(topic) or ())]
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(ends)
-        return ends
-    finally:
-        await consumer.stop()
 
 
 async def rewind_group(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
@@ -90,7 +69,7 @@ async def test_audit_events_are_stored_once_each_in_order_even_when_redelivered(
 ):
     bootstrap = test_stack.kafka_bootstrap
     group = f"audit.store.test-{uuid.uuid4().hex[:8]}"
-    start = await position_group_at_end(bootstrap, group)
+    start = await position_group_at_end(bootstrap, group, (AUDIT_TOPIC, PATIENT_TOPIC))
     patient = str(uuid.uuid4())
     events = [audit_cloud_event(patient_ids=[patient], interaction=interaction)
               for interaction in ("create", "read", "update", "read")]

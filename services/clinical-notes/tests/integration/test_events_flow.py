@@ -20,7 +20,7 @@ from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner
 from gpsoc_kit.db import asyncpg_url
 from gpsoc_kit.events import CloudEvent, SchemaRegistry
 from gpsoc_kit.relay import OutboxRelay, RelayConfig
-from gpsoc_kit.testing.kafka import read_topic
+from gpsoc_kit.testing.kafka import position_group_at_end, read_topic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -168,15 +168,12 @@ async def test_arrived_appointment_opens_one_consultation_through_the_real_consu
         },
     )
 
+    # A group of this test's own (the platform's consumer, group clinical-notes.record, may
+    # be running against the same broker), starting from now, not from the topics' history.
+    group = f"clinical-notes.test-{uuid.uuid4().hex[:8]}"
+    await position_group_at_end(test_stack.kafka_bootstrap, group, TOPICS)
     runner = ConsumerRunner(
-        # A group of this test's own: the platform's consumer (group clinical-notes.record)
-        # may be running against the same broker.
-        ConsumerConfig(
-            "clinical-notes",
-            f"clinical-notes.test-{uuid.uuid4().hex[:8]}",
-            TOPICS,
-            test_stack.kafka_bootstrap,
-        ),
+        ConsumerConfig("clinical-notes", group, TOPICS, test_stack.kafka_bootstrap),
         unit_of_work=unit_of_work_factory(app.state.engine, settings),
         inbox=inbox,
         handlers=HANDLERS,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 async def read_topic(
@@ -37,3 +38,28 @@ async def read_topic(
     finally:
         await consumer.stop()
     return messages
+
+
+async def position_group_at_end(
+    bootstrap: str, group: str, topics: Iterable[str]
+) -> dict[TopicPartition, int]:
+    """Commit the topics' current end offsets for `group`, so a consumer of a fresh group
+    starts from now: the shared test topics' history (every test publishes there) is not
+    the test's to replay."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in topics
+                      for p in sorted(await producer.partitions_for(topic) or ())]
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(ends)
+        return ends
+    finally:
+        await consumer.stop()
