@@ -57,7 +57,12 @@ class Home:
 
 @pytest.fixture(scope="session")
 async def home(gateway, token, home_record) -> Home:  # noqa: ANN001
-    found = Home(home_record)
+    return await home_of(gateway, token, home_record)
+
+
+async def home_of(gateway, token, record: Any) -> Home:  # noqa: ANN001
+    """A81001's `record` with its directory entries and an audit record of it."""
+    found = Home(record)
     gp = token("gp", HOME)
     orgs = (await gateway.get("/Organization", params={"identifier": f"{ODS}|{HOME}"},
                               headers=gp)).json()

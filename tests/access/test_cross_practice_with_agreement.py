@@ -10,6 +10,7 @@ test of the session finds the practices linked.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -24,13 +25,22 @@ from .test_cross_practice_probes import (
     SEARCH_BY_ID,
     SEARCH_BY_PATIENT,
     WITH_HISTORY,
-    home,  # noqa: F401 - the fixture of A81001's record, shared with the probes without one
+    Home,
+    home_of,
 )
 
 SHARED = ("Patient", "Practitioner", "Organization", "Appointment", "MedicationRequest",
           *CLINICAL)
 NOT_SHARED = tuple(t for t in READ_BY_ID if t not in SHARED)  # Schedule, Slot, AuditEvent
 SCOPES = "https://opengpsoc.org/fhir/CodeSystem/sharing-scope"
+
+
+@pytest.fixture(scope="module")
+async def home(gateway, token, records) -> Home:  # noqa: ANN001
+    """A record of A81001's own for this module: the probes without an agreement assert that
+    A81002 never read theirs, whatever order the modules run in."""
+    record = await records.build_record(gateway, token, HOME, f"Shared{uuid.uuid4().hex[:8]}")
+    return await home_of(gateway, token, record)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +70,7 @@ async def _status(gateway, headers, path: str, params: Any = None) -> int:  # no
 
 
 async def test_with_an_agreement_every_route_into_the_record_opens_and_ending_it_closes_them(
-    gateway, token, home, agreement  # noqa: F811 - the imported fixture
+    gateway, token, home, agreement
 ):
     gp = token("gp", OTHER)
     officer = token("privacy-officer", OTHER)

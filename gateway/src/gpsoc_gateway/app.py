@@ -112,7 +112,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # Innermost: proxied requests go straight to `proxy` (below), past FastAPI's routing.
+    # Innermost (added first): proxied requests go straight to `proxy` (defined below, hence
+    # the lambda), past FastAPI's routing.
     app.add_middleware(DirectProxy, base=settings.fhir_base_path, handle=lambda r, p: proxy(r, p))
     app.add_middleware(TraceContextMiddleware)
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
@@ -211,6 +212,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             known = resource_type if routes.for_resource_type(resource_type) else "other"
             by_practice.labels(practice, known, f"{status // 100}xx").inc()
 
+    # DirectProxy sends every proxied request here; as a route it only makes the other
+    # methods (HEAD, OPTIONS without CORS...) answer 405 rather than 404.
     @app.api_route(f"{base}/{{path:path}}", methods=PROXIED_METHODS)
     async def proxy(request: Request, path: str) -> Response:
         resource_type = path.split("/", 1)[0]

@@ -230,12 +230,14 @@ async def apply_grant(uow: UnitOfWork, grants: Table, row: dict[str, Any]) -> No
     )
 
 
-async def on_grant_event(event: CloudEvent, uow: UnitOfWork) -> None:
+async def project_grant(event: CloudEvent, uow: UnitOfWork) -> None:
+    """Keep the projection of an agreement or break-glass event: every service's consumer,
+    and patient-index itself in the transaction that publishes the event."""
     await apply_grant(uow, ACCESS_GRANTS, grant_row(event))
 
 
 # Consumer handlers that keep a service's `access_grants` projection (patient.events.v1).
-GRANT_HANDLERS = {AGREEMENT_RECORDED: on_grant_event, BREAK_GLASS_GRANTED: on_grant_event}
+GRANT_HANDLERS = {AGREEMENT_RECORDED: project_grant, BREAK_GLASS_GRANTED: project_grant}
 
 
 def practice_policies_downgrade_sql(table: str) -> list[str]:

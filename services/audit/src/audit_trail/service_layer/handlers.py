@@ -45,15 +45,16 @@ async def store_audit_event(uow: UnitOfWork, event: CloudEvent) -> chain.AuditRe
     record = chain.append(head, entry, record_id=str(uuid.uuid4()), stored_at=now)
     await records.append(record)
     holders = await PatientPracticeRepository(uow.conn).holding(entry.patient_ids)
+    others = sorted(holders - {entry.practice_code})
     previous = record
-    for holder in sorted(holders - {entry.practice_code}):
+    for holder in others:
         await uow.switch_practice(holder)
         disclosure = dataclasses.replace(entry, practice_code=holder,
                                          event_id=f"{entry.event_id}:disclosed-to:{holder}")
         previous = chain.append(chain.ChainHead(previous.seq, previous.hash), disclosure,
                                 record_id=str(uuid.uuid4()), stored_at=now)
         await records.append(previous)
-    if holders - {entry.practice_code}:
+    if others:
         await uow.switch_practice(entry.practice_code)
     return record
 

@@ -10,12 +10,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from gpsoc_kit.sharing import KIND_BREAK_GLASS, SCOPE_READ_RECORD, apply_grant
 from gpsoc_kit.uow import UnitOfWork
 from sqlalchemy import func, insert, select, update
 
 from ..domain.sharing import Agreement
-from .tables import access_grants, patient_directory, sharing_agreement_versions, sharing_agreements
+from .tables import patient_directory, sharing_agreement_versions, sharing_agreements
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,6 @@ class AgreementRepository:
             )
         )
         await self._add_version(agreement_id, agreement.grantor, 1, resource, at, recorded_by)
-        await self._project(agreement_id, agreement, 1)
 
     async def replace(
         self,
@@ -78,7 +76,6 @@ class AgreementRepository:
         await self._add_version(
             current.id, agreement.grantor, version_id, resource, at, recorded_by
         )
-        await self._project(current.id, agreement, version_id)
         return True
 
     async def get(self, agreement_id: str) -> StoredAgreement | None:
@@ -142,27 +139,6 @@ class AgreementRepository:
             )
         )
 
-    async def _project(self, agreement_id: str, agreement: Agreement, version_id: int) -> None:
-        # This service's own policies read the projection too: it changes in the same
-        # transaction, so the patient index honours an agreement from its commit on.
-        await apply_grant(
-            self._uow,
-            access_grants,
-            {
-                "id": agreement_id,
-                "kind": "agreement",
-                "grantor_practice": agreement.grantor,
-                "grantee_practice": agreement.grantee,
-                "grantee_user": None,
-                "patient_id": None,
-                "scopes": list(agreement.scopes),
-                "starts_at": agreement.start,
-                "ends_at": agreement.end,
-                "active": agreement.active,
-                "version": version_id,
-            },
-        )
-
 
 async def practice_of_patient(uow: UnitOfWork, patient_id: str) -> str | None:
     """The practice holding `patient_id`, whichever it is (break-glass only)."""
@@ -173,36 +149,6 @@ async def practice_of_patient(uow: UnitOfWork, patient_id: str) -> str | None:
             )
         )
     ).scalar_one_or_none()
-
-
-async def add_break_glass_grant(
-    uow: UnitOfWork,
-    *,
-    grant_id: str,
-    user: str,
-    user_practice: str,
-    patient_id: str,
-    patient_practice: str,
-    start: dt.datetime,
-    end: dt.datetime,
-) -> None:
-    await apply_grant(
-        uow,
-        access_grants,
-        {
-            "id": grant_id,
-            "kind": KIND_BREAK_GLASS,
-            "grantor_practice": patient_practice,
-            "grantee_practice": user_practice,
-            "grantee_user": user,
-            "patient_id": patient_id,
-            "scopes": [SCOPE_READ_RECORD],
-            "starts_at": start,
-            "ends_at": end,
-            "active": True,
-            "version": 1,
-        },
-    )
 
 
 def _columns(agreement: Agreement) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from gpsoc_kit.db import new_metadata
 from gpsoc_kit.messaging import inbox_table, outbox_table
-from gpsoc_kit.sharing import ACCESS_GRANTS
 from gpsoc_kit.versions import versions_table
 from sqlalchemy import (
     Boolean,
@@ -121,8 +120,6 @@ patient_directory = Table(
     Column("patient_id", UUID(as_uuid=False), primary_key=True),
     Column("practice_code", String(10), nullable=False),
 )
-
-access_grants = ACCESS_GRANTS
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)

@@ -15,7 +15,7 @@ from typing import Any
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
 from gpsoc_kit.search import SearchRequest, parse_token
-from gpsoc_kit.sharing import AGREEMENT_RECORDED, BREAK_GLASS_GRANTED
+from gpsoc_kit.sharing import AGREEMENT_RECORDED, BREAK_GLASS_GRANTED, project_grant
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import sharing as repo
@@ -32,6 +32,7 @@ from ..domain.sharing import (
     SCOPE_DISPLAY,
     SHARING_SCOPE_SYSTEM,
     UK_CORE_ORGANIZATION_AFFILIATION_PROFILE,
+    Agreement,
     check_amendment,
     read_agreement,
     read_break_glass_reason,
@@ -64,12 +65,7 @@ async def record_agreement(
     await repo.AgreementRepository(uow).add(
         agreement_id, agreement, stored, at=now, recorded_by=principal.user_id
     )
-    uow.emit(
-        PATIENT_TOPIC,
-        AGREEMENT_RECORDED,
-        subject=agreement_id,
-        data=agreement.event_data(agreement_id, 1),
-    )
+    await _publish_agreement(uow, agreement, agreement_id, 1)
     _audit(uow, principal, "create", "OrganizationAffiliation", resource_ids=[agreement_id])
     return stored
 
@@ -106,14 +102,23 @@ async def amend_agreement(
         current, agreement, stored, at=now, recorded_by=principal.user_id
     ):
         raise VersionConflict(f"OrganizationAffiliation/{agreement_id} changed meanwhile")
-    uow.emit(
+    await _publish_agreement(uow, agreement, agreement_id, version_id)
+    _audit(uow, principal, "update", "OrganizationAffiliation", resource_ids=[agreement_id])
+    return stored
+
+
+async def _publish_agreement(
+    uow: UnitOfWork, agreement: Agreement, agreement_id: str, version_id: int
+) -> None:
+    """The agreement's event, and this service's own projection of it from that very event
+    (in the same transaction, so the patient index honours it from the commit on)."""
+    event = uow.emit(
         PATIENT_TOPIC,
         AGREEMENT_RECORDED,
         subject=agreement_id,
         data=agreement.event_data(agreement_id, version_id),
     )
-    _audit(uow, principal, "update", "OrganizationAffiliation", resource_ids=[agreement_id])
-    return stored
+    await project_grant(event, uow)
 
 
 async def read_agreement_resource(
@@ -190,17 +195,7 @@ async def break_glass(
     grant_id = str(uuid.uuid4())
     start = _now()
     end = start + dt.timedelta(minutes=minutes)
-    await repo.add_break_glass_grant(
-        uow,
-        grant_id=grant_id,
-        user=principal.user_id,
-        user_practice=uow.practice,
-        patient_id=patient_id,
-        patient_practice=patient_practice,
-        start=start,
-        end=end,
-    )
-    uow.emit(
+    granted = uow.emit(
         PATIENT_TOPIC,
         BREAK_GLASS_GRANTED,
         subject=patient_id,
@@ -215,6 +210,7 @@ async def break_glass(
             "end": end.isoformat(),
         },
     )
+    await project_grant(granted, uow)
     access = _break_glass_audit_event(
         principal,
         patient_id,
