@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Mapping
 from functools import cache
@@ -40,8 +39,6 @@ log = logging.getLogger("gpsoc.gateway.access")
 SOURCE = "urn:opengpsoc:gateway"
 # How long a refusal waits for the broker's acknowledgement of its audit record, and how
 # long after a failure the gateway stops trying (so a Kafka outage does not slow every 403).
-PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("GATEWAY_AUDIT_PUBLISH_TIMEOUT_SECONDS", "5"))
-RETRY_AFTER_FAILURE_SECONDS = float(os.environ.get("GATEWAY_AUDIT_RETRY_SECONDS", "5"))
 
 
 @cache
@@ -123,8 +120,8 @@ class DenialAudit:
         self,
         bootstrap_servers: str,
         *,
-        timeout: float = PUBLISH_TIMEOUT_SECONDS,
-        retry_after: float = RETRY_AFTER_FAILURE_SECONDS,
+        timeout: float = 5.0,
+        retry_after: float = 5.0,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._timeout = timeout

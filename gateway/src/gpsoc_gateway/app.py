@@ -83,7 +83,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     routes = RouteTable(configured_upstreams(settings))
     capabilities = CapabilityCache(routes.upstreams)
-    denials = DenialAudit(settings.kafka_bootstrap_servers)
+    denials = DenialAudit(
+        settings.kafka_bootstrap_servers,
+        timeout=settings.gateway_audit_publish_timeout_seconds,
+        retry_after=settings.gateway_audit_retry_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -27,3 +27,7 @@ class GatewaySettings(ServiceSettings):
     # Browser origins allowed to call the API (CORS); none by default.
     cors_allow_origins: tuple[str, ...] = ()
     everything_timeout_seconds: float = 3.0
+    # Refused requests are audited straight to Kafka: how long to wait for the broker's ack,
+    # and how long to stop trying after a failure (so refusals stay fast while it is down).
+    gateway_audit_publish_timeout_seconds: float = 5.0
+    gateway_audit_retry_seconds: float = 5.0
