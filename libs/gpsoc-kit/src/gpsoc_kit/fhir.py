@@ -157,15 +157,20 @@ def parse_if_match(value: str | None) -> int | None:
 def searchset(
     entries: Iterable[dict[str, Any]],
     *,
-    total: int,
+    total: int | None,
     base_url: str,
     resource_type: str,
     params: list[tuple[str, str]],
     offset: int,
     count: int,
     included: Iterable[dict[str, Any]] = (),
+    more: bool | None = None,
 ) -> dict[str, Any]:
-    """A Bundle of type searchset with total and self/next/previous links."""
+    """A Bundle of type searchset with total and self/next/previous links.
+
+    `total` None leaves Bundle.total out (it is optional in FHIR); then `more` says whether
+    a next page exists, which the total would otherwise tell.
+    """
 
     def link(relation: str, page_offset: int) -> dict[str, str]:
         query = [(k, v) for k, v in params if k not in ("_offset", "_count")]
@@ -188,18 +193,19 @@ def searchset(
         }
         for resource in included
     ]
+    if total is None and more is None:
+        raise ValueError("a searchset without a total must say whether there is more")
     links = [link("self", offset)]
-    if offset + count < total:
+    if (offset + count < total) if total is not None else more:
         links.append(link("next", offset + count))
     if offset > 0:
         links.append(link("previous", max(0, offset - count)))
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": entry_list,
-    }
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
+    bundle["entry"] = entry_list
+    return bundle
 
 
 def history_bundle(versions: Iterable[dict[str, Any]], *, base_url: str) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from .fhir import FhirError
 COMMON_PARAMETERS = frozenset({"_count", "_offset", "_format", "_total"})
 DATE_PREFIXES = ("eq", "ne", "ge", "le", "gt", "lt", "sa", "eb", "ap")
 SUPPORTED_DATE_PREFIXES = frozenset({"eq", "ge", "le", "gt", "lt"})
+# FHIR `_total`: whether the Bundle must carry an exact total. Most searches count anyway;
+# a search whose count costs more than its page (free slots) counts only when asked.
+TOTAL_MODES = ("none", "estimate", "accurate")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,12 @@ class SearchRequest:
     count: int
     offset: int
     raw: tuple[tuple[str, str], ...]
+    total: str | None = None  # `_total` as asked (one of TOTAL_MODES), None when not asked
+
+    @property
+    def total_required(self) -> bool:
+        """An exact total was asked for: `_total=accurate`, or `_count=0` (the total only)."""
+        return self.total == "accurate" or self.count == 0
 
     def values(self, name: str) -> list[str]:
         return [v for k, v in self.filters if k == name]
@@ -48,6 +57,7 @@ def parse_search(
     raw = tuple(params)
     filters: list[tuple[str, str]] = []
     count, offset = default_count, 0
+    total: str | None = None
     for name, value in raw:
         if name == "_count":
             count = _non_negative_int(name, value)
@@ -55,6 +65,11 @@ def parse_search(
                 raise FhirError(400, f"_count may be at most {max_count}", expression="_count")
         elif name == "_offset":
             offset = _non_negative_int(name, value)
+        elif name == "_total":
+            if value not in TOTAL_MODES:
+                raise FhirError(400, f"_total must be one of {', '.join(TOTAL_MODES)}",
+                                expression="_total")
+            total = value
         elif name in COMMON_PARAMETERS:
             continue
         elif name in allowed_set:
@@ -70,7 +85,7 @@ def parse_search(
                 expression=name,
                 details_code="INVALID_PARAMETER",
             )
-    return SearchRequest(tuple(filters), count, offset, raw)
+    return SearchRequest(tuple(filters), count, offset, raw, total)
 
 
 def _non_negative_int(name: str, value: str) -> int:

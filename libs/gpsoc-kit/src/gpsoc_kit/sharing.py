@@ -118,6 +118,20 @@ _BROKEN_GLASS = (
 )
 
 
+def visible_practices_sql(scopes: Sequence[str], *, break_glass: bool = False) -> str:
+    """A sub-select of the practices whose rows the caller may see under `scopes`: the
+    caller's own, and every practice whose agreement in force grants one of the scopes
+    (a practice may come more than once). The row-level-security policies are built from
+    it, and so is a query that wants to walk the visible practices one at a time."""
+    parts = [
+        "SELECT current_setting('app.practice', true)",
+        _AGREED.format(scopes=", ".join(f"'{scope}'" for scope in scopes)),
+    ]
+    if break_glass:
+        parts.append(_BROKEN_GLASS.format(column="grantor_practice"))
+    return " UNION ALL ".join(parts)
+
+
 def _visible(scopes: Sequence[str], *, break_glass: bool = False) -> str:
     """The practices a statement may see, as an array built once per statement.
 
@@ -125,13 +139,7 @@ def _visible(scopes: Sequence[str], *, break_glass: bool = False) -> str:
     scan, and `practice_code = ANY (<it>)` stays an index condition. Written inline rather
     than as a function: a non-inlinable SQL function is planned again on every call.
     """
-    parts = [
-        "SELECT current_setting('app.practice', true)",
-        _AGREED.format(scopes=", ".join(f"'{scope}'" for scope in scopes)),
-    ]
-    if break_glass:
-        parts.append(_BROKEN_GLASS.format(column="grantor_practice"))
-    return "ARRAY(" + " UNION ALL ".join(parts) + ")"
+    return "ARRAY(" + visible_practices_sql(scopes, break_glass=break_glass) + ")"
 
 
 def practice_policies_sql(

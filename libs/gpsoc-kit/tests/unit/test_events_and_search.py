@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from gpsoc_kit.events import CloudEvent, InvalidEvent, SchemaRegistry
-from gpsoc_kit.fhir import FhirError
+from gpsoc_kit.fhir import FhirError, searchset
 from gpsoc_kit.search import parse_date_param, parse_search, parse_token
 
 
@@ -100,3 +100,27 @@ def test_token_parameters():
         "9990000018",
     )
     assert parse_token("9990000018") == (None, "9990000018")
+
+
+def test_total_is_parsed_and_only_accurate_or_count_zero_requires_a_count():
+    assert parse_search([], allowed=[]).total is None
+    assert not parse_search([("_total", "none")], allowed=[]).total_required
+    assert not parse_search([("_total", "estimate")], allowed=[]).total_required
+    assert parse_search([("_total", "accurate")], allowed=[]).total_required
+    assert parse_search([("_count", "0")], allowed=[]).total_required
+    with pytest.raises(FhirError) as refused:
+        parse_search([("_total", "exact")], allowed=[])
+    assert refused.value.status == 400
+    assert refused.value.issues[0].expression == ["_total"]
+
+
+def test_a_searchset_without_a_total_leaves_it_out_and_links_next_only_when_told():
+    def bundle(**kwargs):  # noqa: ANN003, ANN202
+        return searchset([{"resourceType": "Slot", "id": "a"}], total=None, base_url="http://x",
+                         resource_type="Slot", params=[], offset=0, count=1, **kwargs)
+
+    assert "total" not in bundle(more=False)
+    assert [link["relation"] for link in bundle(more=True)["link"]] == ["self", "next"]
+    assert [link["relation"] for link in bundle(more=False)["link"]] == ["self"]
+    with pytest.raises(ValueError):
+        bundle()

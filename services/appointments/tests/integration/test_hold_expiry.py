@@ -27,7 +27,9 @@ async def test_an_expired_hold_frees_the_slot_for_anyone(clinic, booking_for, ap
     await asyncio.sleep(1.2)
     read = await clinic.client.get(f"/Slot/{first['id']}", headers=clinic.headers)
     assert read.json()["status"] == "free"
-    assert first["id"] in [s["id"] for s in await clinic.free_slots()]
+    # Found again, exactly as read: free, in its second version (the hold changed it).
+    found = {s["id"]: s for s in await clinic.free_slots()}
+    assert found[first["id"]] == read.json() and read.json()["meta"]["versionId"] == "2"
     booked = await clinic.client.post("/Appointment",
                                       json=booking_for(first, await clinic.add_patient()),
                                       headers=clinic.headers)

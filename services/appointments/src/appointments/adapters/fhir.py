@@ -91,28 +91,25 @@ def _slot_kind_json(delivery_channel: str, national_category: str, slot_type: st
 
 
 _SLOT_PROFILE_JSON = orjson.dumps([UK_CORE_SLOT_PROFILE]).decode()
-# Slot times are few and shared (every practice's rota starts on the same boundaries, and
-# a generated batch shares one lastUpdated), so their text is remembered rather than
-# formatted again for every slot of every page.
-_slot_instant = functools.lru_cache(maxsize=16_384)(instant)
 
 
-def slot_json(row: Any, now: dt.datetime) -> str:
-    """`slot_resource(row, now)` as JSON text, byte for byte what orjson makes of it, built
-    without the dicts: a free-slot search renders a page of these per request."""
+def slot_json(row: Any) -> str:
+    """A free-slot search's row as Slot JSON text, byte for byte what orjson makes of
+    `slot_resource` for the same slot, built without the dicts: the search renders a page
+    of these per request. The row's instants are FHIR text already and its status the
+    effective one (adapters.repository.SlotRow)."""
     comment = f',"comment":{orjson.dumps(row.comment).decode()}' if row.comment else ""
     return (f'{{"resourceType":"Slot","id":"{row.id}","meta":{{"versionId":"{row.version_id}",'
-            f'"lastUpdated":"{_slot_instant(row.last_updated)}","profile":{_SLOT_PROFILE_JSON}}}'
+            f'"lastUpdated":"{row.last_updated}","profile":{_SLOT_PROFILE_JSON}}}'
             f'{_slot_kind_json(row.delivery_channel, row.national_category, row.slot_type)},'
             f'"schedule":{{"reference":"Schedule/{row.schedule_id}"}},'
-            f'"status":"{effective_slot_status(row.status, row.hold_expires_at, now)}",'
-            f'"start":"{_slot_instant(row.start_at)}","end":"{_slot_instant(row.end_at)}"'
-            f'{comment}}}')
+            f'"status":"{row.status}","start":"{row.start}","end":"{row.end}"{comment}}}')
 
 
 def searchset_json(*, base_url: str, resource_type: str, params: list[tuple[str, str]],
-                   offset: int, count: int, total: int, matches: Sequence[tuple[str, str]],
-                   included: Iterable[dict[str, Any]] = ()) -> bytes:
+                   offset: int, count: int, total: int | None,
+                   matches: Sequence[tuple[str, str]], included: Iterable[dict[str, Any]] = (),
+                   more: bool | None = None) -> bytes:
     """A searchset Bundle as bytes, with match entries already rendered as JSON text.
 
     `matches` are (id, resource JSON) pairs. The envelope (total, paging links) is the
@@ -121,7 +118,7 @@ def searchset_json(*, base_url: str, resource_type: str, params: list[tuple[str,
     """
     envelope = orjson.dumps(searchset((), total=total, base_url=base_url,
                                       resource_type=resource_type, params=params,
-                                      offset=offset, count=count))
+                                      offset=offset, count=count, more=more))
     empty = b'"entry":[]}'
     if not envelope.endswith(empty):
         raise RuntimeError("unexpected searchset envelope")

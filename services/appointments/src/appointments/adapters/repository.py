@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import asyncpg
+from gpsoc_kit.sharing import SCOPE_BOOK, visible_practices_sql
 from sqlalchemy import (
     DateTime,
-    Integer,
     Select,
     String,
     Text,
@@ -39,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..domain.appointment import SlotFacts
 from ..domain.errors import SlotUnavailable
@@ -220,13 +221,6 @@ class SessionRepository:
             effective_from=row.effective_from, effective_to=row.effective_to)) for row in rows]
 
 
-# What a Slot resource is made of (adapters.fhir.slot_resource / slot_json).
-SLOT_RESOURCE_COLUMNS = (slots.c.id, slots.c.schedule_id, slots.c.start_at, slots.c.end_at, slots.c.status, slots.c.slot_type,
-                         slots.c.delivery_channel, slots.c.national_category,
-                         slots.c.hold_expires_at, slots.c.comment, slots.c.version_id,
-                         slots.c.last_updated)
-
-
 FACT_COLUMNS = (slots.c.id, slots.c.practice_code, slots.c.schedule_id, slots.c.practitioner_id,
                 slots.c.start_at, slots.c.end_at, slots.c.slot_type, slots.c.national_category,
                 slots.c.delivery_channel, slots.c.bookable_from, slots.c.bookable_by)
@@ -305,25 +299,6 @@ class SlotRepository:
         rows = await self._conn.execute(select(*FACT_COLUMNS)
                                         .where(slots.c.id.in_(list(slot_ids))))
         return [_facts(r) for r in rows]
-
-    async def search(self, criteria: Sequence[SlotFilter], *, roles: Iterable[str],
-                     count: int, offset: int) -> tuple[list[Any], int]:
-        """Bookable slots only: open, released, not started, and bookable by one of `roles`.
-
-        One round trip: the page (the columns a Slot resource needs), and the number of
-        matches from a scalar subquery PostgreSQL runs once. Rows come in (start, id) order
-        off the open-slot index, so only the page's rows are read in full.
-        """
-        query = _slot_search(tuple(f.kind for f in criteria))
-        params = {f"p{i}": f.value for i, f in enumerate(criteria)}
-        params.update(roles=sorted(roles), count=count, offset=offset)
-        rows = (await self._conn.execute(query.page, params)).all()
-        if rows:
-            return rows, rows[0].total
-        if count > 0 and offset == 0:
-            return [], 0
-        # An empty page past the end, or _count=0 (the total only): count on its own.
-        return [], int(await self._conn.scalar(query.count, params) or 0)
 
     async def claim(self, slot_ids: Sequence[str], *, patient_id: str, hold_token: str | None,
                     at: dt.datetime) -> list[ClaimedSlot]:
@@ -572,7 +547,43 @@ class IdempotencyRepository:
             .values(status_code=status_code, response=response))
 
 
-# Search criteria builders: the API's search parameters turned into SQL.
+# ----- free-slot search -------------------------------------------------------------------------
+class SlotRow(NamedTuple):
+    """A free slot as the search reads it: what a Slot resource is made of, its instants
+    already FHIR text and its status the effective one (adapters.fhir.slot_json)."""
+
+    id: str
+    schedule_id: str
+    start: str
+    end: str
+    status: str
+    slot_type: str
+    delivery_channel: str
+    national_category: str
+    comment: str | None
+    version_id: int
+    last_updated: str
+
+
+def _fhir_instant_sql(column: str) -> str:
+    """`column` as FHIR instant text in SQL, exactly as adapters.fhir.instant writes it
+    (UTC, 'Z', microseconds only when there are some): formatted by PostgreSQL, a page of
+    slots costs no datetime objects in Python."""
+    return (f"to_char({column} AT TIME ZONE 'UTC', CASE WHEN extract(microseconds FROM "
+            f"{column})::bigint % 1000000 = 0 THEN 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"' "
+            f"ELSE 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"' END)")
+
+
+@dataclass(frozen=True)
+class SlotPage:
+    """A page of free slots in (start, id) order; `total` only when it was counted or is
+    known anyway (the last page); `more` whether another page follows."""
+
+    rows: list[SlotRow]
+    total: int | None
+    more: bool
+
+
 @dataclass(frozen=True)
 class SlotFilter:
     """One criterion of a free-slot search: a kind of column test, and its value."""
@@ -581,44 +592,90 @@ class SlotFilter:
     value: Any
 
 
-_SLOT_TESTS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
-    "start>=": lambda p: slots.c.start_at >= p,
-    "start>": lambda p: slots.c.start_at > p,
-    "start<=": lambda p: slots.c.start_at <= p,
-    "start<": lambda p: slots.c.start_at < p,
-    "schedule": lambda p: slots.c.schedule_id == any_(p),
-    "practitioner": lambda p: slots.c.practitioner_id == p,
-    "slot_type": lambda p: slots.c.slot_type == any_(p),
-    "delivery_channel": lambda p: slots.c.delivery_channel == any_(p),
+# Each kind of criterion as SQL over `slots`, `{}` its parameter's placeholder.
+_SLOT_TESTS: dict[str, str] = {
+    "start>=": "slots.start_at >= {}::timestamptz",
+    "start>": "slots.start_at > {}::timestamptz",
+    "start<=": "slots.start_at <= {}::timestamptz",
+    "start<": "slots.start_at < {}::timestamptz",
+    "schedule": "slots.schedule_id = ANY({}::uuid[])",
+    "practitioner": "slots.practitioner_id = {}::uuid",
+    "slot_type": "slots.slot_type = ANY({}::text[])",
+    "delivery_channel": "slots.delivery_channel = ANY({}::text[])",
 }
-_SLOT_PARAMETER_TYPES: dict[str, Any] = {
-    "start>=": DateTime(timezone=True), "start>": DateTime(timezone=True),
-    "start<=": DateTime(timezone=True), "start<": DateTime(timezone=True),
-    "schedule": ARRAY(UUID(as_uuid=False)), "practitioner": UUID(as_uuid=False),
-    "slot_type": ARRAY(Text), "delivery_channel": ARRAY(Text),
-}
-
-
-@dataclass(frozen=True)
-class _SlotSearch:
-    page: Select[Any]
-    count: Select[Any]
+_SLOT_COLUMNS = ("id, schedule_id, start_at, end_at, slot_type, delivery_channel, "
+                 "national_category, comment, version_id, last_updated")
 
 
 @functools.lru_cache(maxsize=256)
-def _slot_search(kinds: tuple[str, ...]) -> _SlotSearch:
-    """The free-slot search's statements for one combination of criteria, built once: a
-    search builds no SQL expressions, only binds values (p0, p1, ..., roles, count, offset)."""
-    where = and_(slot_is_open(), slots.c.bookable_from <= func.now(),
-                 slots.c.start_at > func.now(),
-                 slots.c.bookable_by.overlap(bindparam("roles", type_=ARRAY(Text))),
-                 *(_SLOT_TESTS[kind](bindparam(f"p{i}", type_=_SLOT_PARAMETER_TYPES[kind]))
-                   for i, kind in enumerate(kinds)))
-    count = select(func.count()).select_from(slots).where(where)
-    page = (select(*SLOT_RESOURCE_COLUMNS, count.correlate(None).scalar_subquery().label("total"))
-            .where(where).order_by(slots.c.start_at, slots.c.id)
-            .limit(bindparam("count", type_=Integer)).offset(bindparam("offset", type_=Integer)))
-    return _SlotSearch(page, count)
+def _slot_search(kinds: tuple[str, ...], *, counted: bool) -> str:
+    """The free-slot search's SQL for one combination of criteria, built once. Parameters:
+    $1 the caller's roles, $2 the rows wanted, $3 the offset, then one per criterion.
+
+    The page walks the practices whose book the caller may see (its own, and those an
+    agreement opens) one at a time, each off the open-slot index in (start, id) order and
+    stopping after the rows the page can use, then merges them. A single scan with
+    `practice_code = ANY (...)`, as row-level security has it, cannot come out of the
+    index in start order, so it would read and sort the whole window for every page.
+    Row-level security still applies to every row read.
+
+    `counted` puts the number of matches first on every row, counted in the same statement
+    (so in the same snapshot as the page); with an empty page it comes back on a row of
+    its own whose slot columns are NULL.
+    """
+    bookable = " AND ".join((
+        "(slots.status = 'free' OR (slots.status = 'busy-tentative' "
+        "AND slots.hold_expires_at <= now()))",
+        "slots.bookable_from <= now()", "slots.start_at > now()",
+        "slots.bookable_by && $1::text[]",
+        *(_SLOT_TESTS[kind].format(f"${i + 4}") for i, kind in enumerate(kinds))))
+    visible = visible_practices_sql([SCOPE_BOOK])
+    page = (
+        "SELECT page.id::text AS id, page.schedule_id::text, "
+        f"{_fhir_instant_sql('page.start_at')}, {_fhir_instant_sql('page.end_at')}, "
+        # Every slot found is open: free, or held by a hold that has run out (so free).
+        "'free', page.slot_type, page.delivery_channel, page.national_category, "
+        f"page.comment, page.version_id, {_fhir_instant_sql('page.last_updated')}, "
+        "page.start_at AS start_at "
+        f"FROM (SELECT DISTINCT practice_code FROM ({visible}) AS v(practice_code)) AS book "
+        f"CROSS JOIN LATERAL (SELECT {_SLOT_COLUMNS} FROM slots "
+        f"WHERE slots.practice_code = book.practice_code AND {bookable} "
+        "ORDER BY slots.start_at, slots.id LIMIT $2::int + $3::int) AS page "
+        "ORDER BY page.start_at, page.id LIMIT $2::int OFFSET $3::int")
+    if not counted:
+        return page
+    return (f"SELECT matches.total, found.* FROM (SELECT count(*) AS total FROM slots "
+            f"WHERE {bookable}) AS matches LEFT JOIN LATERAL ({page}) AS found ON true "
+            "ORDER BY found.start_at, found.id::uuid")
+
+
+class FreeSlotSearch:
+    """The free-slot search, on the driver connection: it is the appointment book's hottest
+    read, and a page is 100 rows that SQLAlchemy's result rows would only slow down."""
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self._raw = raw
+
+    async def page(self, criteria: Sequence[SlotFilter], *, roles: Iterable[str], count: int,
+                   offset: int, counted: bool) -> SlotPage:
+        """Bookable slots only: open, released, not started, and bookable by one of `roles`.
+
+        One row more than the page is read, to know whether a next page exists. The total
+        is counted only when `counted`; otherwise it is given only where the page itself
+        shows it: on the last page.
+        """
+        query = _slot_search(tuple(f.kind for f in criteria), counted=counted)
+        records = await self._raw.fetch(query, sorted(roles), count + 1, offset,
+                                        *(f.value for f in criteria))
+        total: int | None = None
+        if counted:
+            total = records[0][0]
+            records = [r[1:] for r in records if r[1] is not None]
+        rows = [SlotRow(*record[:11]) for record in records[:count]]
+        more = len(records) > count
+        if total is None and not more and (rows or offset == 0):
+            total = offset + len(rows)
+        return SlotPage(rows, total, more)
 
 
 def slot_start(operator: str, value: dt.datetime) -> SlotFilter:

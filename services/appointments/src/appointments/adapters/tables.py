@@ -129,8 +129,8 @@ slots = Table(
     UniqueConstraint("schedule_id", "start_at", name="uq_slots_schedule_start"),
     CheckConstraint("status IN ('free', 'busy', 'busy-unavailable', 'busy-tentative')",
                     name="status"),
-    # Free-slot search: the practice's open slots by start time.
-    Index("ix_slots_practice_open_start", "practice_code", "start_at",
+    # Free-slot search: the practice's open slots in page order (start, then id).
+    Index("ix_slots_practice_open_start_id", "practice_code", "start_at", "id",
           postgresql_where=text("status IN ('free', 'busy-tentative')")),
     Index("ix_slots_practice_practitioner_start", "practice_code", "practitioner_id", "start_at"),
     Index("ix_slots_practice_hold_expiry", "practice_code", "hold_expires_at",

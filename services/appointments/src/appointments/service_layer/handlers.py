@@ -270,31 +270,39 @@ async def read_slot(uow: UnitOfWork, slot_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SlotSearchResult:
-    """A page of free slots: (id, Slot JSON text) each, the total, and the included resources."""
+    """A page of free slots: (id, Slot JSON text) each, the total when known (see
+    repo.FreeSlotSearch.page), whether more pages follow, and the included resources."""
 
     slots: list[tuple[str, str]]
-    total: int
+    total: int | None
+    more: bool
     included: list[dict[str, Any]]
 
 
 async def search_slots(uow: UnitOfWork, principal: Principal, search: SearchRequest, *,
                        max_days: int, window_days: int) -> SlotSearchResult:
-    """Free, bookable slots in a window of at most `max_days`, with the included resources."""
+    """Free, bookable slots in a window of at most `max_days`, with the included resources.
+
+    The total is counted only on `_total=accurate` (or `_count=0`): counting every free
+    slot of a 14-day window costs more than the page, and a consumer looking for a slot
+    follows the next link instead. The last page gives its total anyway.
+    """
     criteria, includes = slot_criteria(search, max_days=max_days)
-    rows, total = await repo.SlotRepository(uow.conn).search(
-        criteria, roles=principal.roles, count=search.count, offset=search.offset)
-    now = _now()
+    page = await repo.FreeSlotSearch(uow.raw).page(
+        criteria, roles=principal.roles, count=search.count, offset=search.offset,
+        counted=search.total_required)
     # Rendered straight to JSON text: the page is the hot path's whole cost otherwise.
-    found = [(row.id, slot_json(row, now)) for row in rows]
+    found = [(row.id, slot_json(row)) for row in page.rows]
     included: list[dict[str, Any]] = []
     if includes:
-        schedule_rows = await repo.ScheduleRepository(uow.conn).by_ids(r.schedule_id for r in rows)
+        schedule_rows = await repo.ScheduleRepository(uow.conn).by_ids(
+            r.schedule_id for r in page.rows)
         if INCLUDE_SCHEDULE in includes:
             included += [_schedule(row, window_days) for row in schedule_rows]
         if INCLUDE_PRACTITIONER in includes:
             included += await repo.StaffRepository(uow.conn).resources(
                 row.practitioner_id for row in schedule_rows)
-    return SlotSearchResult(found, total, included)
+    return SlotSearchResult(found, page.total, page.more, included)
 
 
 def slot_criteria(search: SearchRequest, *, max_days: int) -> tuple[list[Any], set[str]]:

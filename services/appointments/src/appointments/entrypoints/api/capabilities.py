@@ -31,6 +31,9 @@ RESOURCES = [
             SearchParam("schedule.actor", "reference", "Practitioner/<id>"),
             SearchParam("service-type", "token", "slot type: routine, urgent, review, ..."),
             SearchParam("delivery-channel", "token", "In-person, Telephone, Video, Home-visit"),
+            SearchParam("_total", "token",
+                        "accurate: Bundle.total counts every match; otherwise only the last "
+                        "page carries it (follow the next link)"),
         ),
         operations=("hold", "block", "unblock"),
         versioning="versioned",

@@ -116,7 +116,7 @@ async def search_slots(request: Request, uow: UowDep, principal: CurrentPrincipa
     await uow.commit()
     return Response(searchset_json(base_url=_base(request), resource_type="Slot",
                                    params=list(search.raw), offset=search.offset,
-                                   count=search.count, total=result.total,
+                                   count=search.count, total=result.total, more=result.more,
                                    matches=result.slots, included=result.included),
                     media_type=FHIR_JSON)
 
