@@ -10,20 +10,26 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: int) -> tuple[int, int, float] | None:
-    """(ppid, session id, user+system seconds) of a process, or None if it is gone."""
+    """(ppid, session id, CPU seconds) of a process, or None if it is gone. The seconds are
+    its own user+system time and that of its children it has waited for: a PostgreSQL
+    backend that exits mid-scenario (a pool closing an overflow connection) then still
+    counts, in the postmaster's total, instead of vanishing from the group (a negative
+    figure) and turning up as OUTSIDE."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
-    # fields[0] is state; ppid=1, pgrp=2, session=3; utime=11, stime=12 (0-based here)
-    return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
+    # fields[0] is state; ppid=1, pgrp=2, session=3; utime=11, stime=12, cutime=13,
+    # cstime=14 (0-based here)
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return int(fields[1]), int(fields[3]), ticks / TICKS
 
 
 def snapshot(roots: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far of each named group: its root process, the root's session if the
     root leads one (devstack starts each child in its own session), and the root's children
-    (PostgreSQL's backends)."""
+    (PostgreSQL's backends), each with its waited-for children's time."""
     stats: dict[int, tuple[int, int, float]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
