@@ -19,9 +19,8 @@ import zlib
 from dataclasses import dataclass
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import metrics
@@ -80,13 +79,17 @@ class OutboxRelay:
             try:
                 await self._ensure_listener()
                 await self._ensure_producer()
-                published = await self.publish_pending()
+                await self.publish_pending()
                 if loop.time() >= next_prune:
                     await self.prune_published()
                     next_prune = loop.time() + self._config.prune_interval_seconds
                 backoff = 0.2
-                if published == 0:
-                    await self._sleep_until_woken(self._config.poll_interval_seconds)
+                # publish_pending drained the outbox (it goes on while batches come back
+                # full), so the next round waits for a commit's NOTIFY or the poll: going
+                # straight round again would find nothing, at the cost of a transaction
+                # per commit. A NOTIFY that came during the round has already set the
+                # wake-up, so nothing committed meanwhile waits for the poll.
+                await self._sleep_until_woken(self._config.poll_interval_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or database away: keep the rows, retry later
@@ -123,9 +126,20 @@ class OutboxRelay:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
             if not locked:
                 return 0  # another replica is publishing
+            payload = outbox.c.payload
             rows = (
                 await conn.execute(
-                    select(outbox.c.seq, outbox.c.topic, outbox.c.message_key, outbox.c.payload)
+                    # The payload goes out as PostgreSQL writes the JSON (never decoded
+                    # here), with the few fields the Kafka headers need picked out by it.
+                    select(
+                        outbox.c.seq,
+                        outbox.c.topic,
+                        outbox.c.message_key,
+                        payload.cast(Text).label("payload"),
+                        payload["type"].astext.label("type"),
+                        payload["traceparent"].astext.label("traceparent"),
+                        payload["tracestate"].astext.label("tracestate"),
+                    )
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.seq)
                     .limit(self._config.batch_size)
@@ -136,15 +150,12 @@ class OutboxRelay:
                 return 0
             futures = []
             for row in rows:
-                payload = row.payload
                 futures.append(
                     await self._producer.send(
                         row.topic,
-                        value=orjson.dumps(payload),
+                        value=row.payload.encode(),
                         key=row.message_key.encode(),
-                        headers=kafka_headers(
-                            payload.get("traceparent"), payload.get("tracestate"), payload["type"]
-                        ),
+                        headers=kafka_headers(row.traceparent, row.tracestate, row.type),
                     )
                 )
             await asyncio.wait_for(asyncio.gather(*futures), self._config.publish_timeout_seconds)
