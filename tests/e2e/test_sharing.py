@@ -297,9 +297,38 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
             "/Patient", json=patient(family="Notopened"), headers=token("receptionist", HOLDER)
         )
     ).json()["id"]
+    holder_reception = token("receptionist", HOLDER)
+    allergies = await gateway.get(
+        "/AllergyIntolerance", params={"patient": pid}, headers=token("gp", HOLDER)
+    )
+    allergy = f"/AllergyIntolerance/{allergies.json()['entry'][0]['resource']['id']}"
+
+    async def book() -> Any:
+        # The demo book is shared with other tests: a slot taken meanwhile (409) sends us to
+        # the next one, and 422 waits for the patient's registration to reach appointments.
+        for slot in await free_slots(gateway, holder_reception):
+            response = await gateway.post(
+                "/Appointment", headers=holder_reception, json=booking(slot, pid, "Review")
+            )
+            if response.status_code == 422:
+                return None
+            if response.status_code != 409:
+                return response
+        return None
+
+    booked = await eventually(book)
+    assert booked.status_code == 201, booked.text
+    appointment = f"/Appointment/{booked.json()['id']}"
+    # Every version of the record, not only the current ones (an allergy amended, say).
+    record = (
+        f"/Patient/{pid}", f"{allergy}/_history", f"{allergy}/_history/1",
+        appointment, f"{appointment}/_history", f"{appointment}/_history/1",
+    )
+
     # A user of its own: the grant is personal, and no demo user is left holding one.
     gp = other_user_token("gp", LINKED)
-    assert (await gateway.get(f"/Patient/{pid}", headers=gp)).status_code == 404
+    for path in record:
+        assert (await gateway.get(path, headers=gp)).status_code == 404, path
 
     def reason(text: str) -> dict[str, Any]:
         return {
@@ -334,6 +363,14 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
 
     assert (await gateway.get(f"/Patient/{pid}", headers=gp)).status_code == 200
     assert await eventually(lambda: _when(allergies_seen(gateway, gp, pid), 1))
+
+    async def whole_record_open() -> bool:
+        statuses = [(await gateway.get(path, headers=gp)).status_code for path in record]
+        return statuses == [200] * len(record)
+
+    assert await eventually(whole_record_open)
+    for history in (f"{allergy}/_history", f"{appointment}/_history"):
+        assert (await gateway.get(history, headers=gp)).json()["total"] >= 1
     # One record, one user: the neighbour stays closed, and so does a colleague.
     assert (await gateway.get(f"/Patient/{neighbour}", headers=gp)).status_code == 404
     colleague = other_user_token("gp", LINKED)
@@ -371,7 +408,8 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
             )
         finally:
             await conn.close()
-    assert (await gateway.get(f"/Patient/{pid}", headers=gp)).status_code == 404
+    for path in record:
+        assert (await gateway.get(path, headers=gp)).status_code == 404, path
     assert await allergies_seen(gateway, gp, pid) == 0
 
 

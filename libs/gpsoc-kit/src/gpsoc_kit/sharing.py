@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -142,10 +143,20 @@ def _visible(scopes: Sequence[str], *, break_glass: bool = False) -> str:
     return "ARRAY(" + visible_practices_sql(scopes, break_glass=break_glass) + ")"
 
 
+@dataclass(frozen=True)
+class ThroughParent:
+    """A table whose rows belong to a row of `table` (a version to its resource), found by
+    its `key` column: a break-glass grant opens the child row exactly when it opens the
+    parent, because the policy asks the parent table, under the parent's own policy."""
+
+    table: str
+    key: str
+
+
 def practice_policies_sql(
     table: str,
     *,
-    patient_column: str | None = None,
+    patient_column: str | ThroughParent | None = None,
     read_scopes: Sequence[str] = (),
     write_scopes: Sequence[str] = (),
     replaces: str | None = "{table}_practice_isolation",
@@ -163,13 +174,23 @@ def practice_policies_sql(
         raise ValueError(f"unknown sharing scopes: {sorted(unknown - set(SCOPES))}")
     if read_scopes:
         read = f"practice_code = ANY ({_visible(read_scopes)})"
+        if isinstance(patient_column, ThroughParent):
+            parent = patient_column
+            broken_glass = (
+                f"EXISTS (SELECT 1 FROM {parent.table} AS parent "
+                f"WHERE parent.id = {table}.{parent.key})"
+            )
+        elif patient_column:
+            broken_glass = (
+                f"{patient_column}::TEXT = ANY "
+                f"(ARRAY({_BROKEN_GLASS.format(column='patient_id')}))"
+            )
         if patient_column:
             # The first test narrows by practice (an index condition); the second admits
             # a break-glass practice's rows only for the granted patients.
             read = (
                 f"practice_code = ANY ({_visible(read_scopes, break_glass=True)}) AND ("
-                f"{read} OR {patient_column}::TEXT = ANY "
-                f"(ARRAY({_BROKEN_GLASS.format(column='patient_id')})))"
+                f"{read} OR {broken_glass})"
             )
     else:
         read = _OWN
@@ -248,21 +269,27 @@ async def project_grant(event: CloudEvent, uow: UnitOfWork) -> None:
 GRANT_HANDLERS = {AGREEMENT_RECORDED: project_grant, BREAK_GLASS_GRANTED: project_grant}
 
 
+def drop_practice_policies_sql(table: str) -> list[str]:
+    """Drop the policies `practice_policies_sql` made (to make them again, changed)."""
+    return [
+        f"DROP POLICY IF EXISTS {table}_{kind} ON {table}"
+        for kind in ("read", "insert", "update", "delete")
+    ]
+
+
 def practice_policies_downgrade_sql(table: str) -> list[str]:
     """Back to own-practice isolation (the policy `tenant_rls_sql` made)."""
     own = _OWN
     return [
-        *(
-            f"DROP POLICY IF EXISTS {table}_{kind} ON {table}"
-            for kind in ("read", "insert", "update", "delete")
-        ),
+        *drop_practice_policies_sql(table),
         f"CREATE POLICY {table}_practice_isolation ON {table} USING ({own}) WITH CHECK ({own})",
     ]
 
 
-# A migration's table plan: table -> (its patient column for break-glass, the scopes that
-# open its reads, the scopes that open its writes).
-TablePlan = Mapping[str, tuple[str | None, Sequence[str], Sequence[str]]]
+# A migration's table plan: table -> (its patient column for break-glass, or the parent
+# whose break-glass it follows; the scopes that open its reads; the scopes that open its
+# writes).
+TablePlan = Mapping[str, tuple[str | ThroughParent | None, Sequence[str], Sequence[str]]]
 
 
 def sharing_upgrade_sql(tables: TablePlan) -> list[str]:
