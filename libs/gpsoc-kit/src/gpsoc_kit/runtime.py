@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import ServiceSettings
 from .telemetry import configure_logging, configure_tracing
@@ -35,6 +36,49 @@ class Together:
             worker.stop()
 
 
+class _OneSendPerTurn:
+    """A transport whose writes made in one turn of the event loop leave in one send.
+
+    uvicorn writes a response's status line and headers, then its body, as two writes:
+    two send() calls, two TCP segments, and two wake-ups of the client (for the gateway,
+    two reads of its proxy connection per request). Joined, each response is one of each.
+    Everything but write and close is the real transport's.
+    """
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HttpToolsOneSend(HttpToolsProtocol):
+    """uvicorn's httptools protocol, sending each response in one piece (_OneSendPerTurn)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(_OneSendPerTurn(transport, self.loop))  # type: ignore[arg-type]
+
+
 def serve_api(app: Any, settings: ServiceSettings) -> None:
     configure_logging(settings.log_level)
     configure_tracing(settings.service_name)
@@ -45,7 +89,7 @@ def serve_api(app: Any, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=HttpToolsOneSend,
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
