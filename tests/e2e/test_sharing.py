@@ -63,6 +63,31 @@ async def registered_with_allergy(gateway, token, family: str) -> str:  # noqa: 
     return pid
 
 
+async def booked_in_first_free_slot(  # noqa: ANN201
+    gateway,  # noqa: ANN001
+    headers: dict[str, str],
+    pid: str,
+    description: str,
+    *,
+    among: set[str] | None = None,
+):
+    """The booking response for the first free routine slot the caller sees (of `among`,
+    if given), or None while the patient's registration has not reached appointments
+    (422). The demo book is shared with other tests: a slot taken meanwhile (409) sends us
+    to the next one."""
+    for slot in await free_slots(gateway, headers):
+        if among is not None and slot["id"] not in among:
+            continue
+        response = await gateway.post(
+            "/Appointment", headers=headers, json=booking(slot, pid, description)
+        )
+        if response.status_code == 422:
+            return None
+        if response.status_code != 409:
+            return response
+    return None
+
+
 async def allergies_seen(gateway, headers, pid: str) -> int:  # noqa: ANN001
     response = await gateway.get("/AllergyIntolerance", params={"patient": pid}, headers=headers)
     assert response.status_code == 200, response.text
@@ -246,22 +271,13 @@ async def test_a_booking_agreement_lets_the_linked_practice_book_into_the_shared
         )
     ).json()["id"]
 
-    async def book() -> Any:
-        # The holder's slots as the linked practice sees them once the agreement reached
-        # appointments; the demo book is shared with other tests, so a slot taken meanwhile
-        # (409) sends us to the next one, and 422 waits for the patient's registration.
-        shared = [s for s in await free_slots(gateway, reception) if s["id"] in holder_slots]
-        for slot in shared:
-            response = await gateway.post(
-                "/Appointment", headers=reception, json=booking(slot, pid, "Extended access")
-            )
-            if response.status_code == 422:
-                return None
-            if response.status_code != 409:
-                return response
-        return None
-
-    booked = await eventually(book)
+    # The holder's slots as the linked practice sees them once the agreement reached
+    # appointments.
+    booked = await eventually(
+        lambda: booked_in_first_free_slot(
+            gateway, reception, pid, "Extended access", among=holder_slots
+        )
+    )
     assert booked.status_code == 201, booked.text
     # The appointment lives in the holder's book: its own reception sees it.
     appointment_id = booked.json()["id"]
@@ -303,26 +319,19 @@ async def test_break_glass_opens_one_record_to_one_user_for_a_time_audited_and_a
     )
     allergy = f"/AllergyIntolerance/{allergies.json()['entry'][0]['resource']['id']}"
 
-    async def book() -> Any:
-        # The demo book is shared with other tests: a slot taken meanwhile (409) sends us to
-        # the next one, and 422 waits for the patient's registration to reach appointments.
-        for slot in await free_slots(gateway, holder_reception):
-            response = await gateway.post(
-                "/Appointment", headers=holder_reception, json=booking(slot, pid, "Review")
-            )
-            if response.status_code == 422:
-                return None
-            if response.status_code != 409:
-                return response
-        return None
-
-    booked = await eventually(book)
+    booked = await eventually(
+        lambda: booked_in_first_free_slot(gateway, holder_reception, pid, "Review")
+    )
     assert booked.status_code == 201, booked.text
     appointment = f"/Appointment/{booked.json()['id']}"
     # Every version of the record, not only the current ones (an allergy amended, say).
     record = (
-        f"/Patient/{pid}", f"{allergy}/_history", f"{allergy}/_history/1",
-        appointment, f"{appointment}/_history", f"{appointment}/_history/1",
+        f"/Patient/{pid}",
+        f"{allergy}/_history",
+        f"{allergy}/_history/1",
+        appointment,
+        f"{appointment}/_history",
+        f"{appointment}/_history/1",
     )
 
     # A user of its own: the grant is personal, and no demo user is left holding one.
