@@ -15,7 +15,7 @@ from appointments.domain.appointment import (
     check_transition,
     read_booking,
 )
-from appointments.domain.errors import InvalidResource, InvalidTransition
+from gpsoc_kit.errors import InvalidResource, InvalidTransition
 
 START = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 PATIENT = str(uuid.uuid4())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from appointments.domain.errors import InvalidResource
 from appointments.domain.rota import (
     CLINICIANS,
     generate_slots,
@@ -14,6 +13,7 @@ from appointments.domain.rota import (
     may_book,
     new_session,
 )
+from gpsoc_kit.errors import InvalidResource
 
 MONDAY = dt.date(2026, 3, 23)
 

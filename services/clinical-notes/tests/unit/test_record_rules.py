@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from clinical_notes.domain import entries, observations
-from clinical_notes.domain.errors import InvalidResource, InvalidTransition
 from clinical_notes.domain.events import EventType, event_data, event_for
 from clinical_notes.domain.primary_care_refset import CONCEPTS
 from clinical_notes.domain.snomed import is_concept_id, search, verhoeff_valid
@@ -20,6 +19,7 @@ from clinical_notes.examples import (
     no_known_allergy,
     weight,
 )
+from gpsoc_kit.errors import InvalidResource, InvalidTransition
 
 PATIENT = str(uuid.uuid4())
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from gpsoc_kit.errors import InvalidResource, InvalidTransition
 from gpsoc_kit.testing.fhir_factories import patient
-from patient_index.domain.errors import InvalidResource, InvalidTransition
 from patient_index.domain.names import edit_distance, names_match, normalise, soundex
 from patient_index.domain.nhs_number import NhsNumber, check_digit, is_valid_nhs_number
 from patient_index.domain.patient import EventType, event_for_update, read_details

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from patient_index.domain.errors import InvalidResource
+from gpsoc_kit.errors import InvalidResource
 from patient_index.domain.sharing import (
     ODS_SYSTEM,
     SHARING_SCOPE_SYSTEM,

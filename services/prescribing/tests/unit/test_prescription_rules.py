@@ -6,8 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from gpsoc_kit.errors import InvalidResource, InvalidTransition
 from prescribing import examples
-from prescribing.domain.errors import InvalidResource, InvalidTransition
 from prescribing.domain.prescription import (
     Course,
     PlanState,

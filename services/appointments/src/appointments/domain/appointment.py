@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidResource, InvalidTransition, Problem
+from gpsoc_kit.errors import InvalidResource, InvalidTransition, Problem
 
 UK_CORE_APPOINTMENT_PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Appointment"
 UK_CORE_SLOT_PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Slot"

@@ -1,16 +1,9 @@
-"""Domain errors: the chassis' (answered the same way in every service) and this service's own."""
+"""The appointment book's own domain errors. The shared ones (InvalidResource, NotFound, ...) are the chassis',
+in gpsoc_kit.errors, answered the same way in every service."""
 
 from __future__ import annotations
 
-from gpsoc_kit.errors import (
-    DomainError,
-    InvalidResource,
-    InvalidSearch,
-    InvalidTransition,
-    NotFound,
-    Problem,
-    VersionConflict,
-)
+from gpsoc_kit.errors import DomainError, Problem
 
 
 class UnprocessableSearch(DomainError):
@@ -32,17 +25,3 @@ class BookingNotPermitted(DomainError):
 class IdempotencyKeyReused(DomainError):
     """The Idempotency-Key was first used with a different request (422)."""
 
-
-__all__ = [
-    "BookingNotPermitted",
-    "DomainError",
-    "IdempotencyKeyReused",
-    "InvalidResource",
-    "InvalidSearch",
-    "InvalidTransition",
-    "NotFound",
-    "Problem",
-    "SlotUnavailable",
-    "UnprocessableSearch",
-    "VersionConflict",
-]

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from .errors import InvalidResource, Problem
+from gpsoc_kit.errors import InvalidResource, Problem
 
 PRACTICE_TIMEZONE = ZoneInfo("Europe/London")
 

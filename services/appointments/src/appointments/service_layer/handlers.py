@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import orjson
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import InvalidResource, InvalidSearch, NotFound, Problem, VersionConflict
 from gpsoc_kit.search import SearchRequest, parse_datetime_param, parse_reference, parse_token
 from gpsoc_kit.uow import UnitOfWork
 
@@ -36,13 +37,8 @@ from ..domain import rota
 from ..domain.errors import (
     BookingNotPermitted,
     IdempotencyKeyReused,
-    InvalidResource,
-    InvalidSearch,
-    NotFound,
-    Problem,
     SlotUnavailable,
     UnprocessableSearch,
-    VersionConflict,
 )
 from ..events import APPOINTMENT_TOPIC
 

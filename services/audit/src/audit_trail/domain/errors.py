@@ -1,8 +1,9 @@
-"""Domain errors: the chassis' (answered the same way in every service) and the store's own."""
+"""The audit store's own domain errors. The shared ones (InvalidResource, NotFound, ...) are the chassis',
+in gpsoc_kit.errors, answered the same way in every service."""
 
 from __future__ import annotations
 
-from gpsoc_kit.errors import DomainError, InvalidSearch, NotFound, Problem
+from gpsoc_kit.errors import DomainError
 
 
 class UnreadableAuditEvent(DomainError):
@@ -12,12 +13,3 @@ class UnreadableAuditEvent(DomainError):
 class AccessDenied(DomainError):
     """The caller's roles do not permit reading the audit trail; the attempt is audited."""
 
-
-__all__ = [
-    "AccessDenied",
-    "DomainError",
-    "InvalidSearch",
-    "NotFound",
-    "Problem",
-    "UnreadableAuditEvent",
-]

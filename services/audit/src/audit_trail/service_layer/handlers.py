@@ -15,6 +15,7 @@ from typing import Any
 
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Permission, Principal
+from gpsoc_kit.errors import InvalidSearch, NotFound, Problem
 from gpsoc_kit.events import CloudEvent
 from gpsoc_kit.search import SearchRequest, parse_datetime_param, parse_reference
 from gpsoc_kit.uow import UnitOfWork
@@ -23,7 +24,7 @@ from ..adapters.fhir import audit_event_resource
 from ..adapters.repository import AuditCriteria, AuditRecordRepository, PatientPracticeRepository
 from ..domain import chain
 from ..domain.entry import ACTIONS, OUTCOMES, entry_from_event
-from ..domain.errors import AccessDenied, InvalidSearch, NotFound, Problem, UnreadableAuditEvent
+from ..domain.errors import AccessDenied, UnreadableAuditEvent
 
 SOURCE = "urn:opengpsoc:audit"
 AUDIT_SEARCH_PARAMETERS = ("patient", "agent", "date", "action", "outcome")

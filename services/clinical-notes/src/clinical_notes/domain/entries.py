@@ -15,8 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpsoc_kit.errors import InvalidResource, InvalidTransition, Problem
+
 from . import observations as obs
-from .errors import InvalidResource, InvalidTransition, Problem
 from .snomed import SNOMED_SYSTEM, is_concept_id
 
 _PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/"

@@ -11,7 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Problem
+from gpsoc_kit.errors import Problem
+
 from .snomed import SNOMED_SYSTEM
 
 LOINC_SYSTEM = "http://loinc.org"

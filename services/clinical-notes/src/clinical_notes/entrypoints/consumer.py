@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from gpsoc_kit.consumer import ConsumerConfig, ConsumerRunner, Handler, PermanentFailure
+from gpsoc_kit.errors import DomainError
 from gpsoc_kit.events import CloudEvent
 from gpsoc_kit.sharing import GRANT_HANDLERS
 from gpsoc_kit.uow import UnitOfWork
 
-from ..domain.errors import DomainError
 from ..events import APPOINTMENT_TOPIC, PATIENT_TOPIC, PRESCRIPTION_TOPIC
 from ..service_layer import projections
 

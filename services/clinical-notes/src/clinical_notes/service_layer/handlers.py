@@ -13,12 +13,12 @@ from typing import Any
 
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import InvalidResource, InvalidTransition, NotFound, Problem, VersionConflict
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import repository as repo
 from ..domain import entries, observations
 from ..domain.entries import EntryFacts, Reference, is_uuid, read_entry
-from ..domain.errors import InvalidResource, InvalidTransition, NotFound, Problem, VersionConflict
 from ..domain.events import event_data, event_for
 from ..domain.primary_care_refset import BY_ID as CURATED
 from ..events import CLINICAL_TOPIC

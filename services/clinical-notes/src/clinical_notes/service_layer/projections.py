@@ -7,11 +7,11 @@ import datetime as dt
 from typing import Any
 
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import DomainError
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import repository as repo
 from ..domain.entries import ENCOUNTER_CLASS_SYSTEM, is_uuid, parse_datetime, read_entry
-from ..domain.errors import DomainError
 from ..domain.snomed import SNOMED_SYSTEM
 from .handlers import record_access, store_new_entry
 

@@ -11,12 +11,12 @@ import datetime as dt
 from typing import Any
 
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import InvalidSearch, Problem
 from gpsoc_kit.search import SearchRequest, parse_datetime_param, parse_reference
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import repository as repo
 from ..domain.entries import ENTERED_IN_ERROR, is_uuid
-from ..domain.errors import InvalidSearch, Problem
 from .handlers import patient_of, record_access
 
 _COMMON = ("_id", "patient", "date", "code", "category", "_sort")

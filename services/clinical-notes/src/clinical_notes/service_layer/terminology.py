@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from gpsoc_kit.errors import InvalidSearch, NotFound, Problem
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..adapters.repository import TerminologyRepository
 from ..domain import rf2
-from ..domain.errors import InvalidSearch, NotFound, Problem
 from ..domain.primary_care_refset import BY_ID as CURATED
 from ..domain.primary_care_refset import CONCEPTS
 from ..domain.snomed import SNOMED_SYSTEM, Concept, is_concept_id, search, split_semantic_tag

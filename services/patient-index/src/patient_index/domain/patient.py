@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidResource, InvalidTransition, Problem
+from gpsoc_kit.errors import InvalidResource, InvalidTransition, Problem
+
 from .names import normalise, soundex
 from .nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 

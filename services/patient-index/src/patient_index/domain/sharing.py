@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gpsoc_kit.errors import InvalidResource, Problem
 from gpsoc_kit.sharing import SCOPES
-
-from .errors import InvalidResource, Problem
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 SHARING_SCOPE_SYSTEM = "https://opengpsoc.org/fhir/CodeSystem/sharing-scope"

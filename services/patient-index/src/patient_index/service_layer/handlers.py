@@ -13,6 +13,7 @@ from typing import Any
 
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import InvalidResource, InvalidSearch, NotFound, Problem, VersionConflict
 from gpsoc_kit.search import (
     SearchRequest,
     parse_date_param,
@@ -22,7 +23,6 @@ from gpsoc_kit.search import (
 from gpsoc_kit.uow import UnitOfWork
 
 from ..adapters import repository as repo
-from ..domain.errors import InvalidResource, InvalidSearch, NotFound, Problem, VersionConflict
 from ..domain.nhs_number import NHS_NUMBER_SYSTEM, is_valid_nhs_number
 from ..domain.patient import (
     GENDERS,

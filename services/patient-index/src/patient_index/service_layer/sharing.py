@@ -14,12 +14,7 @@ from typing import Any
 
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
-from gpsoc_kit.search import SearchRequest, parse_token
-from gpsoc_kit.sharing import AGREEMENT_RECORDED, BREAK_GLASS_GRANTED, project_grant
-from gpsoc_kit.uow import UnitOfWork
-
-from ..adapters import sharing as repo
-from ..domain.errors import (
+from gpsoc_kit.errors import (
     InvalidResource,
     InvalidSearch,
     InvalidTransition,
@@ -27,6 +22,11 @@ from ..domain.errors import (
     Problem,
     VersionConflict,
 )
+from gpsoc_kit.search import SearchRequest, parse_token
+from gpsoc_kit.sharing import AGREEMENT_RECORDED, BREAK_GLASS_GRANTED, project_grant
+from gpsoc_kit.uow import UnitOfWork
+
+from ..adapters import sharing as repo
 from ..domain.sharing import (
     ODS_SYSTEM,
     SCOPE_DISPLAY,

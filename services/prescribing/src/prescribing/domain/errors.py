@@ -1,18 +1,11 @@
-"""Domain errors: the chassis' (answered the same way in every service) and prescribing's own."""
+"""Prescribing's own domain errors. The shared ones (InvalidResource, NotFound, ...) are the chassis',
+in gpsoc_kit.errors, answered the same way in every service."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gpsoc_kit.errors import (
-    DomainError,
-    InvalidResource,
-    InvalidSearch,
-    InvalidTransition,
-    NotFound,
-    Problem,
-    VersionConflict,
-)
+from gpsoc_kit.errors import DomainError
 
 if TYPE_CHECKING:
     from .safety import Finding
@@ -29,15 +22,3 @@ class SafetyCheckRefused(DomainError):
 class KnowledgeBaseUnavailable(DomainError):
     """The clinical knowledge base is missing, empty or out of date: checks cannot run, so nothing may pass."""
 
-
-__all__ = [
-    "DomainError",
-    "InvalidResource",
-    "InvalidSearch",
-    "InvalidTransition",
-    "KnowledgeBaseUnavailable",
-    "NotFound",
-    "Problem",
-    "SafetyCheckRefused",
-    "VersionConflict",
-]

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import InvalidResource, InvalidTransition, Problem
+from gpsoc_kit.errors import InvalidResource, InvalidTransition, Problem
+
 from .formulary import DMD_SYSTEM
 from .safety import StructuredDose
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gpsoc_kit import audit
 from gpsoc_kit.auth import Principal
+from gpsoc_kit.errors import InvalidResource, InvalidSearch, InvalidTransition, NotFound, Problem
 from gpsoc_kit.search import SearchRequest, parse_reference, parse_token
 from gpsoc_kit.uow import UnitOfWork
 from sqlalchemy.exc import IntegrityError
@@ -23,13 +24,6 @@ from ..adapters import repository as repo
 from ..adapters.knowledge_base import KnowledgeBase, TableKnowledgeBase
 from ..adapters.tables import medication_requests
 from ..domain import eps
-from ..domain.errors import (
-    InvalidResource,
-    InvalidSearch,
-    InvalidTransition,
-    NotFound,
-    Problem,
-)
 from ..domain.formulary import DMD_SYSTEM, Product, medication_resource
 from ..domain.prescription import (
     ACTIVE,

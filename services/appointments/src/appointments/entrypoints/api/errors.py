@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from gpsoc_kit.errors import InvalidTransition
 from gpsoc_kit.fhir import FhirError, Issue
 from starlette.responses import Response
 
@@ -30,7 +31,8 @@ def install(app: FastAPI) -> None:
         return FhirError(422, str(exc), code="business-rule", details_code="INVALID_REQUEST",
                          expression="Idempotency-Key").response()
 
-    @app.exception_handler(errors.InvalidTransition)
-    async def _transition(_: Request, exc: errors.InvalidTransition) -> Response:
+    # GP Connect names the detail of a refused state change (the chassis' answer has none).
+    @app.exception_handler(InvalidTransition)
+    async def _transition(_: Request, exc: InvalidTransition) -> Response:
         return FhirError(422, str(exc), code="business-rule",
                          details_code="INVALID_RESOURCE").response()

@@ -12,13 +12,13 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Request
 from gpsoc_kit.auth import Permission
+from gpsoc_kit.errors import InvalidSearch, Problem
 from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match, searchset
 from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
 from gpsoc_kit.search import parse_reference, parse_search
 from starlette.responses import Response
 
 from ...domain.entries import RESOURCE_TYPES
-from ...domain.errors import InvalidSearch, Problem
 from ...service_layer import handlers, terminology
 from ...service_layer.search import SEARCH_PARAMETERS, search_entries
 from .deps import UowDep
