@@ -76,7 +76,6 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.used = False  # has carried a request before (so may have gone stale)
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
@@ -124,7 +123,6 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         assert self.transport is not None
-        self.used = True
         self.got_bytes = False
         self._headers = []
         self._body = []
@@ -210,7 +208,7 @@ class ProxySession:
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         scheme, _, rest = url.partition("://")
-        netloc, slash, target = rest.partition("/")
+        netloc, _, target = rest.partition("/")
         upstream = self._upstream(scheme, netloc)
         head = [f"{method} /{target} HTTP/1.1".encode("latin-1"), b"host: " + upstream.host_header]
         for name, value in headers.items():

@@ -153,6 +153,19 @@ class ThroughParent:
     key: str
 
 
+def _broken_glass_test(table: str, patient: str | ThroughParent | None) -> str | None:
+    """What admits a row of a break-glass practice: its patient is one the caller's grants
+    name, or (ThroughParent) its parent row is visible. None: break-glass opens nothing."""
+    if isinstance(patient, ThroughParent):
+        return (
+            f"EXISTS (SELECT 1 FROM {patient.table} AS parent "
+            f"WHERE parent.id = {table}.{patient.key})"
+        )
+    if patient:
+        return f"{patient}::TEXT = ANY (ARRAY({_BROKEN_GLASS.format(column='patient_id')}))"
+    return None
+
+
 def practice_policies_sql(
     table: str,
     *,
@@ -174,18 +187,8 @@ def practice_policies_sql(
         raise ValueError(f"unknown sharing scopes: {sorted(unknown - set(SCOPES))}")
     if read_scopes:
         read = f"practice_code = ANY ({_visible(read_scopes)})"
-        if isinstance(patient_column, ThroughParent):
-            parent = patient_column
-            broken_glass = (
-                f"EXISTS (SELECT 1 FROM {parent.table} AS parent "
-                f"WHERE parent.id = {table}.{parent.key})"
-            )
-        elif patient_column:
-            broken_glass = (
-                f"{patient_column}::TEXT = ANY "
-                f"(ARRAY({_BROKEN_GLASS.format(column='patient_id')}))"
-            )
-        if patient_column:
+        broken_glass = _broken_glass_test(table, patient_column)
+        if broken_glass:
             # The first test narrows by practice (an index condition); the second admits
             # a break-glass practice's rows only for the granted patients.
             read = (

@@ -72,7 +72,6 @@ class UnitOfWork:
         self._conn: AsyncConnection | None = None
         self._raw: asyncpg.Connection | None = None
         self._open = False  # a transaction of ours is in progress
-        self._committed = False
 
     @property
     def conn(self) -> AsyncConnection:
@@ -168,7 +167,6 @@ class UnitOfWork:
         except BaseException:
             self._open = raw.is_in_transaction()
             raise
-        self._committed = True
         self._pending.clear()
         self._wake_relay = False
 

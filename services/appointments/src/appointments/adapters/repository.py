@@ -37,6 +37,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -603,6 +604,9 @@ _SLOT_TESTS: dict[str, str] = {
     "slot_type": "slots.slot_type = ANY({}::text[])",
     "delivery_channel": "slots.delivery_channel = ANY({}::text[])",
 }
+# "Open" as every other statement of this module has it (slot_is_open), as SQL text.
+_OPEN_SQL = str(slot_is_open().compile(dialect=postgresql.dialect(),
+                                       compile_kwargs={"literal_binds": True}))
 _SLOT_COLUMNS = ("id, schedule_id, start_at, end_at, slot_type, delivery_channel, "
                  "national_category, comment, version_id, last_updated")
 
@@ -624,9 +628,7 @@ def _slot_search(kinds: tuple[str, ...], *, counted: bool) -> str:
     its own whose slot columns are NULL.
     """
     bookable = " AND ".join((
-        "(slots.status = 'free' OR (slots.status = 'busy-tentative' "
-        "AND slots.hold_expires_at <= now()))",
-        "slots.bookable_from <= now()", "slots.start_at > now()",
+        f"({_OPEN_SQL})", "slots.bookable_from <= now()", "slots.start_at > now()",
         "slots.bookable_by && $1::text[]",
         *(_SLOT_TESTS[kind].format(f"${i + 4}") for i, kind in enumerate(kinds))))
     visible = visible_practices_sql([SCOPE_BOOK])

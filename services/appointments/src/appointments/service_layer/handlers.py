@@ -387,6 +387,15 @@ def _check_bookable(slot_type: str, bookable_by: frozenset[str], start: dt.datet
             "Appointment.slot")])
 
 
+def _check_booking_fits(request: appt.BookingRequest, facts: list[appt.SlotFacts],
+                        principal: Principal, now: dt.datetime) -> None:
+    """The booking matches its slots, and the caller may book every one of them now."""
+    appt.check_slots_fit(request, facts)
+    for slot in facts:
+        _check_bookable(slot.slot_type, slot.bookable_by, slot.start, slot.bookable_from,
+                        principal, now)
+
+
 async def change_slot_availability(uow: UnitOfWork, slot_id: str, *, block: bool,
                                    comment: str | None) -> dict[str, Any]:
     """Block a free slot (busy-unavailable) or unblock a blocked one (free)."""
@@ -439,10 +448,7 @@ async def book_appointment(uow: UnitOfWork, principal: Principal, resource: dict
     if len(claimed) != len(request.slot_ids):
         await _why_not_booked(uow, principal, request)
     facts = [slot.facts for slot in claimed]
-    appt.check_slots_fit(request, facts)
-    for slot in facts:
-        _check_bookable(slot.slot_type, slot.bookable_by, slot.start, slot.bookable_from,
-                        principal, now)
+    _check_booking_fits(request, facts, principal, now)
     practice = appt.booking_practice(facts)
     first = min(claimed, key=lambda s: s.facts.start)
     if first.location is None:
@@ -486,11 +492,7 @@ async def _why_not_booked(uow: UnitOfWork, principal: Principal,
                   else "is recorded as deceased")
         raise InvalidResource([Problem(f"The patient {reason}", "Appointment.participant")])
     facts = await repo.SlotRepository(uow.conn).facts(request.slot_ids)
-    appt.check_slots_fit(request, facts)
-    now = _now()
-    for slot in facts:
-        _check_bookable(slot.slot_type, slot.bookable_by, slot.start, slot.bookable_from,
-                        principal, now)
+    _check_booking_fits(request, facts, principal, _now())
     raise SlotUnavailable("The slot has already been booked or is held")
 
 

@@ -252,6 +252,7 @@ class PatientRepository:
         """
         params: list[Any] = []
         where = render(criteria, params, " AND ") if criteria else "true"
+        where_params = list(params)
         order = render(order_by, params, ", ")
         rows = await self._raw.fetch(
             "SELECT resource::text, count(*) OVER () FROM patients "
@@ -262,9 +263,9 @@ class PatientRepository:
         )
         if rows:
             return [orjson.loads(r[0]) for r in rows], rows[0][1]
-        params = []
-        where = render(criteria, params, " AND ") if criteria else "true"
-        total = await self._raw.fetchval(f"SELECT count(*) FROM patients WHERE {where}", *params)
+        total = await self._raw.fetchval(
+            f"SELECT count(*) FROM patients WHERE {where}", *where_params
+        )
         return [], int(total or 0)
 
     async def ids_by_nhs_number(self, nhs_number: str) -> str | None:
