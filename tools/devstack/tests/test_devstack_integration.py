@@ -1,12 +1,15 @@
 """The real local stack (test profile): database roles under row-level security, and Kafka."""
 
 import asyncio
+import dataclasses
 import uuid
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from devstack.config import StackConfig
+from devstack.kafka import KafkaBroker
 from devstack.testing import TestStack
 from devstack.topics import TOPICS
 
@@ -187,3 +190,16 @@ async def test_kafka_round_trip(stack):
     assert message.key == b"patient-1"
     assert message.value == b'{"hello": "world"}'
     assert dict(message.headers)["traceparent"] == b"00-abc-def-01"
+
+
+def test_kafka_storage_formats_with_a_cluster_id_that_begins_with_a_dash(tmp_path):
+    """A random base64 cluster id begins with "-" once in 64 fresh machines; the storage
+    tool must not take it for an option."""
+    config = dataclasses.replace(StackConfig.for_profile("test"), state_dir=tmp_path)
+    broker = KafkaBroker(config)
+    broker.home.mkdir(parents=True)
+    (broker.home / "cluster.id").write_text("-93vBCQwQtOO6A-A8NIi1Q\n")
+    broker._write_properties()
+    broker._format(f"{broker.resolve_jars()}/*")
+    meta = next(broker.data_dir.rglob("meta.properties")).read_text()
+    assert "cluster.id=-93vBCQwQtOO6A-A8NIi1Q" in meta

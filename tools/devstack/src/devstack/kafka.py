@@ -251,8 +251,9 @@ class KafkaBroker:
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            # One argument, `=`-joined: a base64 id may begin with "-", which the tool's
+            # parser would otherwise take for an option (1 fresh machine in 64).
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self.properties_file),
             "--ignore-formatted",
