@@ -19,6 +19,7 @@ multi-statement query (simple protocol) with its values as quoted literals.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ import orjson
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .db import driver_connection, set_practice_raw
+from .db import set_practice_raw
 from .events import CloudEvent
 from .telemetry import current_traceparent, user_var
 
@@ -59,7 +60,7 @@ class UnitOfWork:
         source: str,
         notify_channel: str,
     ) -> None:
-        self._engine = engine
+        self._engine = _autocommit(engine)
         self.practice = practice
         self._outbox = outbox
         self._source = source
@@ -91,8 +92,8 @@ class UnitOfWork:
         conn = await self._engine.connect()
         self._conn = conn
         try:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            raw = await driver_connection(conn)
+            # Checked out just now, so the driver connection is at hand (no I/O to fetch it).
+            raw = conn.sync_connection.connection.driver_connection
             self._raw = raw
             if raw.is_in_transaction():  # never expected: a transaction must not be inherited
                 await raw.execute("ROLLBACK")
@@ -204,6 +205,27 @@ class UnitOfWork:
         finally:
             self._conn = self._raw = None
             await conn.close()
+
+
+_AUTOCOMMIT_ENGINES: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """`engine`, sharing its pool, handing out connections already in AUTOCOMMIT mode.
+
+    Set once per engine rather than per checkout: on a connection, `execution_options`
+    is another hop into SQLAlchemy's greenlet on every request.
+    """
+    if engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return engine
+    derived = _AUTOCOMMIT_ENGINES.get(engine)
+    if derived is None:
+        derived = _AUTOCOMMIT_ENGINES[engine] = engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    return derived
 
 
 def _outbox_values(topic: str, event: CloudEvent) -> tuple[str, ...]:
