@@ -106,5 +106,11 @@ async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
     return fairy.driver_connection
 
 
+async def own_driver_connection(engine: AsyncEngine) -> asyncpg.Connection:
+    """A driver connection to the engine's database, outside its pool (a worker's own)."""
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return await asyncpg.connect(url, server_settings={"application_name": "gpsoc"})
+
+
 def new_id() -> uuid.UUID:
     return uuid.uuid4()

@@ -228,24 +228,41 @@ async def _audit_failure(
         await uow.commit()
 
 
-async def unit_of_work(request: Request, principal: CurrentPrincipal) -> AsyncIterator[UnitOfWork]:
-    """The request's unit of work, in the caller's practice.
+def _unit_of_work_dependency(*, read_only: bool) -> Callable[..., AsyncIterator[UnitOfWork]]:
+    async def unit_of_work(
+        request: Request, principal: CurrentPrincipal
+    ) -> AsyncIterator[UnitOfWork]:
+        """The request's unit of work, in the caller's practice.
 
-    If the use case fails (not found, invalid, conflict...), its transaction rolls
-    back and the failed access is audited on its own, so failures leave a trace too.
-    """
-    async with request.app.state.uow_factory(principal.practice) as uow:
-        try:
-            yield uow
-        except Exception as exc:
-            await uow.rollback()
-            failure = exc
-        else:
-            return
-    await _audit_failure(
-        request, principal, f"failed: {type(failure).__name__}", _outcome_of(request, failure)
-    )
-    raise failure
+        If the use case fails (not found, invalid, conflict...), its transaction rolls
+        back and the failed access is audited on its own, so failures leave a trace too.
+        """
+        factory = request.app.state.uow_factory
+        uow = (
+            factory(principal.practice, read_only=True)
+            if read_only
+            else factory(principal.practice)
+        )
+        async with uow:
+            try:
+                yield uow
+            except Exception as exc:
+                await uow.rollback()
+                failure = exc
+            else:
+                return
+        await _audit_failure(
+            request, principal, f"failed: {type(failure).__name__}", _outcome_of(request, failure)
+        )
+        raise failure
+
+    return unit_of_work
+
+
+unit_of_work = _unit_of_work_dependency(read_only=False)
+# A read's: PostgreSQL refuses any write in it, and its audit record is group-committed
+# (gpsoc_kit.uow.OutboxGroupWriter). For routes whose use case only reads.
+read_only_unit_of_work = _unit_of_work_dependency(read_only=True)
 
 
 def _outcome_of(request: Request, failure: Exception) -> str:
@@ -260,6 +277,7 @@ def _outcome_of(request: Request, failure: Exception) -> str:
 
 
 UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+ReadUowDep = Annotated[UnitOfWork, Depends(read_only_unit_of_work)]
 
 
 def fhir_response(

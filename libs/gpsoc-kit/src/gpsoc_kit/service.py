@@ -23,7 +23,7 @@ from . import errors
 from .auth import TokenVerifier
 from .capability import ResourceCapability, capability_statement
 from .consumer import ConsumerConfig, ConsumerRunner, Handler
-from .db import create_engine
+from .db import create_engine, own_driver_connection
 from .events import SchemaRegistry
 from .fhir import FhirError, FhirResponse, Issue, not_found
 from .http import RequestContextMiddleware, add_health_routes, install_error_handlers
@@ -32,21 +32,45 @@ from .relay import OutboxRelay, RelayConfig
 from .runtime import Runnable, Together, database_ready, kafka_ready_check, run_worker
 from .settings import ServiceSettings
 from .telemetry import instrument_sqlalchemy
-from .uow import UnitOfWork, UnitOfWorkFactory
+from .uow import OutboxGroupWriter, UnitOfWork, UnitOfWorkFactory
 
 
 def unit_of_work_factory(
-    engine: AsyncEngine, *, service_name: str, outbox: Table, source: str
+    engine: AsyncEngine,
+    *,
+    service_name: str,
+    outbox: Table,
+    source: str,
+    group_writer: OutboxGroupWriter | None = None,
 ) -> UnitOfWorkFactory:
-    """`factory(practice)` -> a unit of work writing events to this service's outbox."""
+    """`factory(practice)` -> a unit of work writing events to this service's outbox.
+
+    With a group writer, `factory(practice, read_only=True)` gives a read's unit of work.
+    """
     channel = notify_channel(service_name)
 
-    def factory(practice: str) -> UnitOfWork:
+    def factory(practice: str, *, read_only: bool = False) -> UnitOfWork:
         return UnitOfWork(
-            engine, practice=practice, outbox=outbox, source=source, notify_channel=channel
+            engine,
+            practice=practice,
+            outbox=outbox,
+            source=source,
+            notify_channel=channel,
+            read_only=read_only,
+            group_writer=group_writer,
         )
 
     return factory
+
+
+def outbox_group_writer(
+    engine: AsyncEngine, *, service_name: str, outbox: Table
+) -> OutboxGroupWriter:
+    return OutboxGroupWriter(
+        lambda: own_driver_connection(engine),
+        outbox=outbox,
+        notify_channel=notify_channel(service_name),
+    )
 
 
 def verifier_for(settings: ServiceSettings) -> TokenVerifier:
@@ -85,7 +109,9 @@ def install_domain_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.InvalidSearch)
     async def _invalid_search(_: Request, exc: errors.InvalidSearch) -> Response:
         issues = [
-            Issue(p.message, code="invalid", expression=p.expression, details_code="INVALID_PARAMETER")
+            Issue(
+                p.message, code="invalid", expression=p.expression, details_code="INVALID_PARAMETER"
+            )
             for p in exc.problems
         ]
         return FhirError(400, str(exc), issues=issues).response()
@@ -93,7 +119,11 @@ def install_domain_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.VersionConflict)
     async def _conflict(_: Request, exc: errors.VersionConflict) -> Response:
         return FhirError(
-            412, str(exc), code="conflict", details_code="PRECONDITION_FAILED", expression="If-Match"
+            412,
+            str(exc),
+            code="conflict",
+            details_code="PRECONDITION_FAILED",
+            expression="If-Match",
         ).response()
 
     @app.exception_handler(errors.InvalidTransition)
@@ -118,13 +148,21 @@ def create_service_app(spec: ServiceApp, settings: ServiceSettings) -> FastAPI:
         )
         instrument_sqlalchemy(engine)
         app.state.engine = engine
+        group_writer = outbox_group_writer(
+            engine, service_name=settings.service_name, outbox=spec.outbox
+        )
         app.state.uow_factory = unit_of_work_factory(
-            engine, service_name=settings.service_name, outbox=spec.outbox, source=spec.source
+            engine,
+            service_name=settings.service_name,
+            outbox=spec.outbox,
+            source=spec.source,
+            group_writer=group_writer,
         )
         app.state.token_verifier = verifier_for(settings)
         try:
             yield
         finally:
+            await group_writer.close()
             await engine.dispose()
 
     app = FastAPI(

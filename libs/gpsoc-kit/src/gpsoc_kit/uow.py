@@ -15,12 +15,18 @@ Round trips cost the api more than anything else left on a read (each is a send 
 socket and a wake-up), so the unit of work makes two of its four: BEGIN with the
 practice and the user, then the outbox rows, NOTIFY and COMMIT, each sent as one
 multi-statement query (simple protocol) with its values as quoted literals.
+
+A read-only unit of work (every GET of a service that opts in) writes nothing in its own
+transaction, which PostgreSQL enforces (BEGIN READ ONLY). Its audit record goes to the
+`OutboxGroupWriter`, which writes the records of every read in flight in one statement; the
+read answers only once its record is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +56,89 @@ def sql_literal(value: str) -> str:
 _SET_CONTEXT = "SELECT set_config('app.practice', {}, true), set_config('app.user', {}, true)"
 
 
+class OutboxGroupWriter:
+    """The outbox rows of read-only units of work: every read in flight's, in one statement.
+
+    A read writes nothing but its audit record. Written in the read's own transaction, each
+    record cost an INSERT, a commit record and a WAL flush; here the reads waiting share
+    them. Each `write` returns only once its rows are committed (durable), so a read is
+    never answered without its audit record, and it raises if they could not be.
+
+    One statement is in flight at a time, on a connection of the writer's own (the reads
+    waiting hold pooled connections, so it must not wait for one); whatever queues up
+    meanwhile goes in the next. A failed statement fails every write in it, and the
+    connection is replaced.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        *,
+        outbox: Table,
+        notify_channel: str,
+    ) -> None:
+        self._connect = connect
+        self._insert = _outbox_insert(outbox)
+        self._notify = _notify(notify_channel)
+        self._waiting: list[tuple[list[str], bool, asyncio.Future[None]]] = []
+        self._draining: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    async def write(self, rows: list[str], *, wake_relay: bool) -> None:
+        """Commit outbox rows (rendered by `outbox_row`) with the next statement."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((rows, wake_relay, future))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self._write(
+                        [row for rows, _, _ in batch for row in rows],
+                        wake_relay=any(wake for _, wake, _ in batch),
+                    )
+                except Exception as exc:  # noqa: BLE001 - every waiting write hears of it
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                except BaseException:
+                    for _, _, future in batch:
+                        future.cancel()
+                    raise
+                else:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._draining = None
+
+    async def _write(self, rows: list[str], *, wake_relay: bool) -> None:
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            conn = self._conn = await self._connect()
+        statements = [self._insert + ", ".join(rows)]
+        if wake_relay:
+            statements.append(self._notify)
+        try:
+            # One query, so one implicit transaction: all the rows (and the NOTIFY) or none.
+            await conn.execute(";\n".join(statements))
+        except BaseException:
+            self._conn = None
+            conn.terminate()
+            raise
+
+    async def close(self) -> None:
+        if self._draining is not None:
+            await asyncio.wait([self._draining])
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+
 class UnitOfWork:
     def __init__(
         self,
@@ -59,15 +148,19 @@ class UnitOfWork:
         outbox: Table,
         source: str,
         notify_channel: str,
+        read_only: bool = False,
+        group_writer: OutboxGroupWriter | None = None,
     ) -> None:
+        if read_only and group_writer is None:
+            raise ValueError("a read-only unit of work writes its events through a group writer")
         self._engine = _autocommit(engine)
         self.practice = practice
+        self.read_only = read_only
+        self._group_writer = group_writer
         self._outbox = outbox
         self._source = source
-        self._insert_outbox = (
-            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
-        )
-        self._notify = f"SELECT pg_notify('{notify_channel}', '')"
+        self._insert_outbox = _outbox_insert(outbox)
+        self._notify = _notify(notify_channel)
         self._pending: list[tuple[str, CloudEvent]] = []
         self._wake_relay = False
         self._conn: AsyncConnection | None = None
@@ -98,7 +191,7 @@ class UnitOfWork:
             if raw.is_in_transaction():  # never expected: a transaction must not be inherited
                 await raw.execute("ROLLBACK")
             self._open = True
-            await raw.execute(_begin(self.practice, user_var.get()))
+            await raw.execute(_begin(self.practice, user_var.get(), read_only=self.read_only))
         except BaseException:
             await self._release()
             raise
@@ -149,12 +242,12 @@ class UnitOfWork:
             if self._pending:
                 raise RuntimeError("events emitted after the unit of work ended")
             return  # committed already (or rolled back): nothing left to commit
+        if self.read_only:
+            await self._commit_read()
+            return
         statements = []
         if self._pending:
-            rows = ", ".join(
-                "(" + ", ".join(map(sql_literal, _outbox_values(topic, event))) + ")"
-                for topic, event in self._pending
-            )
+            rows = ", ".join(outbox_row(topic, event) for topic, event in self._pending)
             statements.append(self._insert_outbox + rows)
             if self._wake_relay:
                 # Delivered by PostgreSQL only when the transaction commits.
@@ -170,6 +263,22 @@ class UnitOfWork:
             raise
         self._pending.clear()
         self._wake_relay = False
+
+    async def _commit_read(self) -> None:
+        """End the read's transaction, then hand its events to the group writer."""
+        rows = [outbox_row(topic, event) for topic, event in self._pending]
+        wake_relay = self._wake_relay
+        self._open = False
+        try:
+            await self.raw.execute("COMMIT")
+        except BaseException:
+            self._open = self.raw.is_in_transaction()
+            raise
+        self._pending.clear()
+        self._wake_relay = False
+        if rows:
+            assert self._group_writer is not None
+            await self._group_writer.write(rows, wake_relay=wake_relay)
 
     async def rollback(self) -> None:
         self._pending.clear()
@@ -228,15 +337,26 @@ def _autocommit(engine: AsyncEngine) -> AsyncEngine:
     return derived
 
 
-def _outbox_values(topic: str, event: CloudEvent) -> tuple[str, ...]:
-    """id, topic, message_key, payload (JSON text for jsonb) and practice_code of a row."""
+def outbox_row(topic: str, event: CloudEvent) -> str:
+    """One row of the outbox INSERT's VALUES: id, topic, key, payload (JSON for jsonb), practice."""
     payload = orjson.dumps(event.to_dict()).decode()
-    return (event.id, topic, event.subject, payload, event.practice)
+    values = (event.id, topic, event.subject, payload, event.practice)
+    return "(" + ", ".join(map(sql_literal, values)) + ")"
 
 
-def _begin(practice: str, user: str) -> str:
+def _outbox_insert(outbox: Table) -> str:
+    return f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
+
+
+def _notify(channel: str) -> str:
+    return f"SELECT pg_notify('{channel}', '')"
+
+
+def _begin(practice: str, user: str, *, read_only: bool) -> str:
     """BEGIN and the transaction's context (row-level security reads both), in one query."""
-    return "BEGIN; " + _SET_CONTEXT.format(sql_literal(practice), sql_literal(user))
+    begin = "BEGIN READ ONLY; " if read_only else "BEGIN; "
+    return begin + _SET_CONTEXT.format(sql_literal(practice), sql_literal(user))
 
 
-UnitOfWorkFactory = Callable[[str], UnitOfWork]
+UnitOfWorkFactory = Callable[..., UnitOfWork]
+"""`factory(practice)`, or `factory(practice, read_only=True)` for a read."""

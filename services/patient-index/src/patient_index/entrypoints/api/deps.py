@@ -1,5 +1,6 @@
-"""FastAPI dependencies of the patient index: the chassis' audited unit of work."""
+"""FastAPI dependencies of the patient index: the chassis' audited units of work (a read's
+for the routes whose use case only reads)."""
 
-from gpsoc_kit.http import UowDep
+from gpsoc_kit.http import ReadUowDep, UowDep
 
-__all__ = ["UowDep"]
+__all__ = ["ReadUowDep", "UowDep"]

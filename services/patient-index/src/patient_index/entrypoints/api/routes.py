@@ -16,7 +16,7 @@ from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
 from ...service_layer import handlers
-from .deps import UowDep
+from .deps import ReadUowDep, UowDep
 
 router = APIRouter()
 
@@ -49,7 +49,9 @@ async def register_patient(request: Request, uow: UowDep, principal: CurrentPrin
 
 
 @router.get("/Patient", dependencies=[READ])
-async def search_patients(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def search_patients(
+    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
+) -> Response:
     search = _search(request, handlers.PATIENT_SEARCH_PARAMETERS)
     resources, total = await handlers.search_patients(uow, principal, search)
     await uow.commit()
@@ -58,7 +60,7 @@ async def search_patients(request: Request, uow: UowDep, principal: CurrentPrinc
 
 @router.get("/Patient/{patient_id}", dependencies=[READ])
 async def read_patient(
-    request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal
+    request: Request, patient_id: str, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     resource = await handlers.read_patient(uow, principal, patient_id)
     await uow.commit()
@@ -82,7 +84,7 @@ async def update_patient(
 
 @router.get("/Patient/{patient_id}/_history", dependencies=[READ])
 async def patient_history(
-    request: Request, patient_id: str, uow: UowDep, principal: CurrentPrincipal
+    request: Request, patient_id: str, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     versions = await handlers.patient_history(uow, principal, patient_id)
     await uow.commit()
@@ -91,7 +93,7 @@ async def patient_history(
 
 @router.get("/Patient/{patient_id}/_history/{version_id}", dependencies=[READ])
 async def read_patient_version(
-    request: Request, patient_id: str, version_id: str, uow: UowDep, principal: CurrentPrincipal
+    request: Request, patient_id: str, version_id: str, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     resource = await handlers.read_patient_version(uow, principal, patient_id, version_id)
     await uow.commit()
@@ -110,7 +112,7 @@ async def delete_patient(patient_id: str) -> Response:
 
 @router.get("/Organization", dependencies=[READ])
 async def search_organizations(
-    request: Request, uow: UowDep, principal: CurrentPrincipal
+    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     search = _search(request, ("identifier", "name"))
     resources, total = await handlers.search_organizations(uow, principal, search)
@@ -120,7 +122,7 @@ async def search_organizations(
 
 @router.get("/Organization/{org_id}", dependencies=[READ])
 async def read_organization(
-    request: Request, org_id: str, uow: UowDep, principal: CurrentPrincipal
+    request: Request, org_id: str, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     resource = await handlers.read_organization(uow, principal, org_id)
     await uow.commit()
@@ -129,7 +131,7 @@ async def read_organization(
 
 @router.get("/Practitioner", dependencies=[READ])
 async def search_practitioners(
-    request: Request, uow: UowDep, principal: CurrentPrincipal
+    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     search = _search(request, ("_id", "family", "name", "identifier"))
     resources, total = await handlers.search_practitioners(uow, principal, search)
@@ -139,7 +141,7 @@ async def search_practitioners(
 
 @router.get("/Practitioner/{practitioner_id}", dependencies=[READ])
 async def read_practitioner(
-    request: Request, practitioner_id: str, uow: UowDep, principal: CurrentPrincipal
+    request: Request, practitioner_id: str, uow: ReadUowDep, principal: CurrentPrincipal
 ) -> Response:
     resource = await handlers.read_practitioner(uow, principal, practitioner_id)
     await uow.commit()

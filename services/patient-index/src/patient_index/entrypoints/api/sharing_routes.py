@@ -16,7 +16,7 @@ from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
 from ...service_layer import sharing
-from .deps import UowDep
+from .deps import ReadUowDep, UowDep
 
 router = APIRouter()
 
@@ -36,7 +36,9 @@ async def record_agreement(request: Request, uow: UowDep, principal: CurrentPrin
 
 
 @router.get("/OrganizationAffiliation", dependencies=[READ])
-async def search_agreements(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def search_agreements(
+    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
+) -> Response:
     settings = request.app.state.settings
     search = parse_search(
         request.query_params.multi_items(),
@@ -50,7 +52,9 @@ async def search_agreements(request: Request, uow: UowDep, principal: CurrentPri
 
 
 @router.get("/OrganizationAffiliation/{agreement_id}", dependencies=[READ])
-async def read_agreement(agreement_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def read_agreement(
+    agreement_id: str, uow: ReadUowDep, principal: CurrentPrincipal
+) -> Response:
     resource = await sharing.read_agreement_resource(uow, principal, agreement_id)
     await uow.commit()
     return fhir_response(resource)
