@@ -58,7 +58,7 @@ async def _outbox_backlog(superuser_urls: dict[str, str]) -> dict[str, int]:
         conn = await superuser_connect(url)
         try:
             backlog[name] = int(
-                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                await conn.fetchval("SELECT count(*) FROM outbox")
             )
         finally:
             await conn.close()

@@ -57,7 +57,7 @@ async def clean_outbox(kit_database: Any) -> None:
     eng = create_async_engine(asyncpg_url(kit_database.superuser_url))
     async with eng.begin() as conn:
         await conn.execute(
-            text("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+            text("DELETE FROM outbox")
         )
     await eng.dispose()
 
