@@ -38,8 +38,11 @@ RESOURCES = [
         interactions=("read", "update", "create", "search-type"),
         search_params=(
             SearchParam("active", "token"),
-            SearchParam("participating-organization", "reference",
-                        "The practice the agreement shares with: its ODS code"),
+            SearchParam(
+                "participating-organization",
+                "reference",
+                "The practice the agreement shares with: its ODS code",
+            ),
         ),
     ),
     ResourceCapability(

@@ -1,6 +1,6 @@
-"""FastAPI dependencies of the patient index: the chassis' audited units of work (a read's
-for the routes whose use case only reads)."""
+"""FastAPI dependencies of the patient index: the chassis' audited unit of work (writes;
+reads open theirs in the route, with gpsoc_kit.http.reading)."""
 
-from gpsoc_kit.http import ReadUowDep, UowDep
+from gpsoc_kit.http import UowDep
 
-__all__ = ["ReadUowDep", "UowDep"]
+__all__ = ["UowDep"]

@@ -9,6 +9,7 @@ from gpsoc_kit.http import (
     CurrentPrincipal,
     fhir_response,
     read_resource,
+    reading,
     require,
     searchset_response,
 )
@@ -16,7 +17,7 @@ from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
 from ...service_layer import handlers
-from .deps import ReadUowDep, UowDep
+from .deps import UowDep
 
 router = APIRouter()
 
@@ -49,22 +50,20 @@ async def register_patient(request: Request, uow: UowDep, principal: CurrentPrin
 
 
 @router.get("/Patient", dependencies=[READ])
-async def search_patients(
-    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    search = _search(request, handlers.PATIENT_SEARCH_PARAMETERS)
-    resources, total = await handlers.search_patients(uow, principal, search)
-    await uow.commit()
-    return searchset_response(request, search, "Patient", resources, total)
+async def search_patients(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        search = _search(request, handlers.PATIENT_SEARCH_PARAMETERS)
+        resources, total = await handlers.search_patients(uow, principal, search)
+        await uow.commit()
+        return searchset_response(request, search, "Patient", resources, total)
 
 
 @router.get("/Patient/{patient_id}", dependencies=[READ])
-async def read_patient(
-    request: Request, patient_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    resource = await handlers.read_patient(uow, principal, patient_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_patient(request: Request, patient_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_patient(uow, principal, patient_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.put("/Patient/{patient_id}", dependencies=[WRITE])
@@ -83,21 +82,19 @@ async def update_patient(
 
 
 @router.get("/Patient/{patient_id}/_history", dependencies=[READ])
-async def patient_history(
-    request: Request, patient_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    versions = await handlers.patient_history(uow, principal, patient_id)
-    await uow.commit()
-    return FhirResponse(history_bundle(versions, base_url=_base(request)))
+async def patient_history(request: Request, patient_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        versions = await handlers.patient_history(uow, principal, patient_id)
+        await uow.commit()
+        return FhirResponse(history_bundle(versions, base_url=_base(request)))
 
 
 @router.get("/Patient/{patient_id}/_history/{version_id}", dependencies=[READ])
-async def read_patient_version(
-    request: Request, patient_id: str, version_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    resource = await handlers.read_patient_version(uow, principal, patient_id, version_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_patient_version(request: Request, patient_id: str, version_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_patient_version(uow, principal, patient_id, version_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.delete("/Patient/{patient_id}")
@@ -111,38 +108,34 @@ async def delete_patient(patient_id: str) -> Response:
 
 
 @router.get("/Organization", dependencies=[READ])
-async def search_organizations(
-    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    search = _search(request, ("identifier", "name"))
-    resources, total = await handlers.search_organizations(uow, principal, search)
-    await uow.commit()
-    return searchset_response(request, search, "Organization", resources, total)
+async def search_organizations(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        search = _search(request, ("identifier", "name"))
+        resources, total = await handlers.search_organizations(uow, principal, search)
+        await uow.commit()
+        return searchset_response(request, search, "Organization", resources, total)
 
 
 @router.get("/Organization/{org_id}", dependencies=[READ])
-async def read_organization(
-    request: Request, org_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    resource = await handlers.read_organization(uow, principal, org_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_organization(request: Request, org_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_organization(uow, principal, org_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.get("/Practitioner", dependencies=[READ])
-async def search_practitioners(
-    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    search = _search(request, ("_id", "family", "name", "identifier"))
-    resources, total = await handlers.search_practitioners(uow, principal, search)
-    await uow.commit()
-    return searchset_response(request, search, "Practitioner", resources, total)
+async def search_practitioners(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        search = _search(request, ("_id", "family", "name", "identifier"))
+        resources, total = await handlers.search_practitioners(uow, principal, search)
+        await uow.commit()
+        return searchset_response(request, search, "Practitioner", resources, total)
 
 
 @router.get("/Practitioner/{practitioner_id}", dependencies=[READ])
-async def read_practitioner(
-    request: Request, practitioner_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    resource = await handlers.read_practitioner(uow, principal, practitioner_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_practitioner(request: Request, practitioner_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_practitioner(uow, principal, practitioner_id)
+        await uow.commit()
+        return fhir_response(resource)

@@ -9,6 +9,7 @@ from gpsoc_kit.http import (
     CurrentPrincipal,
     fhir_response,
     read_resource,
+    reading,
     require,
     searchset_response,
 )
@@ -16,7 +17,7 @@ from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
 from ...service_layer import sharing
-from .deps import ReadUowDep, UowDep
+from .deps import UowDep
 
 router = APIRouter()
 
@@ -36,28 +37,26 @@ async def record_agreement(request: Request, uow: UowDep, principal: CurrentPrin
 
 
 @router.get("/OrganizationAffiliation", dependencies=[READ])
-async def search_agreements(
-    request: Request, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    settings = request.app.state.settings
-    search = parse_search(
-        request.query_params.multi_items(),
-        allowed=sharing.AGREEMENT_SEARCH_PARAMETERS,
-        default_count=settings.default_page_size,
-        max_count=settings.max_page_size,
-    )
-    resources, total = await sharing.search_agreements(uow, principal, search)
-    await uow.commit()
-    return searchset_response(request, search, "OrganizationAffiliation", resources, total)
+async def search_agreements(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        settings = request.app.state.settings
+        search = parse_search(
+            request.query_params.multi_items(),
+            allowed=sharing.AGREEMENT_SEARCH_PARAMETERS,
+            default_count=settings.default_page_size,
+            max_count=settings.max_page_size,
+        )
+        resources, total = await sharing.search_agreements(uow, principal, search)
+        await uow.commit()
+        return searchset_response(request, search, "OrganizationAffiliation", resources, total)
 
 
 @router.get("/OrganizationAffiliation/{agreement_id}", dependencies=[READ])
-async def read_agreement(
-    agreement_id: str, uow: ReadUowDep, principal: CurrentPrincipal
-) -> Response:
-    resource = await sharing.read_agreement_resource(uow, principal, agreement_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_agreement(request: Request, agreement_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await sharing.read_agreement_resource(uow, principal, agreement_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.put("/OrganizationAffiliation/{agreement_id}", dependencies=[MANAGE])
