@@ -21,7 +21,7 @@ from gpsoc_kit.fhir import (
     parse_if_match,
     searchset,
 )
-from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
+from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, reading, require
 from gpsoc_kit.search import SearchRequest, parse_search
 from starlette.responses import Response
 
@@ -79,20 +79,22 @@ async def create_schedule(request: Request, uow: UowDep) -> Response:
 
 
 @router.get("/Schedule", dependencies=[READ])
-async def search_schedules(request: Request, uow: UowDep) -> Response:
-    search = _search(request, handlers.SCHEDULE_SEARCH_PARAMETERS)
-    resources, total = await handlers.search_schedules(
-        uow, search, window_days=_settings(request).rolling_window_days)
-    await uow.commit()
-    return _bundle(request, "Schedule", search, resources, total)
+async def search_schedules(request: Request) -> Response:
+    async with reading(request) as (uow, _):
+        search = _search(request, handlers.SCHEDULE_SEARCH_PARAMETERS)
+        resources, total = await handlers.search_schedules(
+            uow, search, window_days=_settings(request).rolling_window_days)
+        await uow.commit()
+        return _bundle(request, "Schedule", search, resources, total)
 
 
 @router.get("/Schedule/{schedule_id}", dependencies=[READ])
-async def read_schedule(request: Request, schedule_id: str, uow: UowDep) -> Response:
-    resource = await handlers.read_schedule(uow, schedule_id,
-                                            window_days=_settings(request).rolling_window_days)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_schedule(request: Request, schedule_id: str) -> Response:
+    async with reading(request) as (uow, _):
+        resource = await handlers.read_schedule(uow, schedule_id,
+                                                window_days=_settings(request).rolling_window_days)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.post("/Schedule/{schedule_id}/$add-session", dependencies=[MANAGE_ROTA])
@@ -106,26 +108,28 @@ async def add_session(request: Request, schedule_id: str, uow: UowDep) -> Respon
 
 # ----- Slot -----------------------------------------------------------------------------------
 @router.get("/Slot", dependencies=[READ])
-async def search_slots(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
-    settings = _settings(request)
-    search = _search(request, handlers.SLOT_SEARCH_PARAMETERS,
-                     default_count=settings.slot_page_size, max_count=settings.max_slot_page_size)
-    result = await handlers.search_slots(uow, principal, search,
-                                         max_days=settings.max_search_days,
-                                         window_days=settings.rolling_window_days)
-    await uow.commit()
-    return Response(searchset_json(base_url=_base(request), resource_type="Slot",
-                                   params=list(search.raw), offset=search.offset,
-                                   count=search.count, total=result.total, more=result.more,
-                                   matches=result.slots, included=result.included),
-                    media_type=FHIR_JSON)
+async def search_slots(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        settings = _settings(request)
+        search = _search(request, handlers.SLOT_SEARCH_PARAMETERS,
+                         default_count=settings.slot_page_size, max_count=settings.max_slot_page_size)
+        result = await handlers.search_slots(uow, principal, search,
+                                             max_days=settings.max_search_days,
+                                             window_days=settings.rolling_window_days)
+        await uow.commit()
+        return Response(searchset_json(base_url=_base(request), resource_type="Slot",
+                                       params=list(search.raw), offset=search.offset,
+                                       count=search.count, total=result.total, more=result.more,
+                                       matches=result.slots, included=result.included),
+                        media_type=FHIR_JSON)
 
 
 @router.get("/Slot/{slot_id}", dependencies=[READ])
-async def read_slot(slot_id: str, uow: UowDep) -> Response:
-    resource = await handlers.read_slot(uow, slot_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_slot(request: Request, slot_id: str) -> Response:
+    async with reading(request) as (uow, _):
+        resource = await handlers.read_slot(uow, slot_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.post("/Slot/{slot_id}/$hold", dependencies=[BOOK])
@@ -196,20 +200,20 @@ def _hold_token(value: str | None) -> str | None:
 
 
 @router.get("/Appointment", dependencies=[READ])
-async def search_appointments(request: Request, uow: UowDep,
-                              principal: CurrentPrincipal) -> Response:
-    search = _search(request, handlers.APPOINTMENT_SEARCH_PARAMETERS)
-    resources, total = await handlers.search_appointments(uow, principal, search)
-    await uow.commit()
-    return _bundle(request, "Appointment", search, resources, total)
+async def search_appointments(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        search = _search(request, handlers.APPOINTMENT_SEARCH_PARAMETERS)
+        resources, total = await handlers.search_appointments(uow, principal, search)
+        await uow.commit()
+        return _bundle(request, "Appointment", search, resources, total)
 
 
 @router.get("/Appointment/{appointment_id}", dependencies=[READ])
-async def read_appointment(appointment_id: str, uow: UowDep,
-                           principal: CurrentPrincipal) -> Response:
-    resource = await handlers.read_appointment(uow, principal, appointment_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_appointment(request: Request, appointment_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_appointment(uow, principal, appointment_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.put("/Appointment/{appointment_id}", dependencies=[BOOK])
@@ -228,20 +232,20 @@ async def update_appointment(request: Request, appointment_id: str, uow: UowDep,
 
 
 @router.get("/Appointment/{appointment_id}/_history", dependencies=[READ])
-async def appointment_history(request: Request, appointment_id: str, uow: UowDep,
-                              principal: CurrentPrincipal) -> Response:
-    versions = await handlers.appointment_history(uow, principal, appointment_id)
-    await uow.commit()
-    return FhirResponse(history_bundle(versions, base_url=_base(request)))
+async def appointment_history(request: Request, appointment_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        versions = await handlers.appointment_history(uow, principal, appointment_id)
+        await uow.commit()
+        return FhirResponse(history_bundle(versions, base_url=_base(request)))
 
 
 @router.get("/Appointment/{appointment_id}/_history/{version_id}", dependencies=[READ])
-async def read_appointment_version(appointment_id: str, version_id: str, uow: UowDep,
-                                   principal: CurrentPrincipal) -> Response:
-    resource = await handlers.read_appointment_version(uow, principal, appointment_id,
-                                                       version_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_appointment_version(request: Request, appointment_id: str, version_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_appointment_version(uow, principal, appointment_id,
+                                                           version_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.delete("/Appointment/{appointment_id}")

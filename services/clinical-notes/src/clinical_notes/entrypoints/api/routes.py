@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from gpsoc_kit.auth import Permission
 from gpsoc_kit.errors import InvalidSearch, Problem
 from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, parse_if_match, searchset
-from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
+from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, reading, require
 from gpsoc_kit.search import parse_reference, parse_search
 from starlette.responses import Response
 
@@ -45,60 +45,63 @@ def _search(request: Request, allowed: tuple[str, ...]):  # noqa: ANN202
 
 
 @router.get(SUMMARY_PATH, dependencies=[READ])
-async def patient_summary(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
+async def patient_summary(request: Request) -> Response:
     """One patient's active problems, allergies, latest observation per code, recent
     consultations and recently issued medication, as a collection Bundle."""
-    search = _search(request, ("patient",))
-    patient = search.first("patient")
-    if patient is None:
-        raise InvalidSearch([Problem("patient is required (patient=<id>)", "patient")])
-    settings = request.app.state.settings
-    parts = await handlers.patient_summary(
-        uow,
-        principal,
-        parse_reference(patient, "Patient"),
-        consultations=settings.summary_consultations,
-        medications=settings.summary_medications,
-    )
-    await uow.commit()
-    base = _base(request)
-    resources = [
-        r
-        for part in ("problems", "allergies", "observations", "consultations", "medications")
-        for r in parts[part]
-    ]
-    return FhirResponse(
-        {
-            "resourceType": "Bundle",
-            "type": "collection",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-            "entry": [
-                {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r}
-                for r in resources
-            ],
-        }
-    )
+    async with reading(request) as (uow, principal):
+        search = _search(request, ("patient",))
+        patient = search.first("patient")
+        if patient is None:
+            raise InvalidSearch([Problem("patient is required (patient=<id>)", "patient")])
+        settings = request.app.state.settings
+        parts = await handlers.patient_summary(
+            uow,
+            principal,
+            parse_reference(patient, "Patient"),
+            consultations=settings.summary_consultations,
+            medications=settings.summary_medications,
+        )
+        await uow.commit()
+        base = _base(request)
+        resources = [
+            r
+            for part in ("problems", "allergies", "observations", "consultations", "medications")
+            for r in parts[part]
+        ]
+        return FhirResponse(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                "entry": [
+                    {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r}
+                    for r in resources
+                ],
+            }
+        )
 
 
 @router.get("/CodeSystem/$lookup", dependencies=[READ])
-async def lookup(request: Request, uow: UowDep) -> Response:
-    search = _search(request, ("system", "code"))
-    return FhirResponse(
-        await terminology.lookup(uow.conn, search.first("system"), search.first("code"))
-    )
+async def lookup(request: Request) -> Response:
+    async with reading(request) as (uow, _):
+        search = _search(request, ("system", "code"))
+        return FhirResponse(
+            await terminology.lookup(uow.conn, search.first("system"), search.first("code"))
+        )
 
 
 @router.get("/ValueSet/$expand", dependencies=[READ])
-async def expand(request: Request, uow: UowDep) -> Response:
-    search = _search(request, ("url", "filter"))
-    url = search.first("url")
-    if url is not None and not url.startswith("http://snomed.info/sct"):
-        raise InvalidSearch(
-            [Problem("Only SNOMED CT (url=http://snomed.info/sct?fhir_vs) is expanded here", "url")]
+async def expand(request: Request) -> Response:
+    async with reading(request) as (uow, _):
+        search = _search(request, ("url", "filter"))
+        url = search.first("url")
+        if url is not None and not url.startswith("http://snomed.info/sct"):
+            raise InvalidSearch(
+                [Problem("Only SNOMED CT (url=http://snomed.info/sct?fhir_vs) is expanded here", "url")]
+            )
+        return FhirResponse(
+            await terminology.expand(uow.conn, search.first("filter"), count=search.count)
         )
-    return FhirResponse(
-        await terminology.expand(uow.conn, search.first("filter"), count=search.count)
-    )
 
 
 def _reason(parameters: dict[str, Any]) -> str:

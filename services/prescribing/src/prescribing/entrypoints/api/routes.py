@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from gpsoc_kit.access import MATRIX, Requirement
 from gpsoc_kit.auth import Permission, Principal
 from gpsoc_kit.fhir import FhirError, FhirResponse, history_bundle, searchset
-from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, require
+from gpsoc_kit.http import CurrentPrincipal, fhir_response, read_resource, reading, require
 from gpsoc_kit.search import parse_search
 from starlette.responses import Response
 
@@ -71,19 +71,21 @@ async def _parameters(request: Request) -> dict[str, str]:
 
 # ---- Medication: the formulary, reference data any member of staff may read -------------
 @router.get("/Medication")
-async def search_medications(request: Request, uow: UowDep, principal: CurrentPrincipal) -> Response:
-    _require(_FORMULARY, principal)
-    search = _search(request, handlers.MEDICATION_SEARCH_PARAMETERS)
-    resources, total = await handlers.search_medications(uow, search)
-    return FhirResponse(searchset(resources, total=total, base_url=_base(request),
-                                  resource_type="Medication", params=list(search.raw),
-                                  offset=search.offset, count=search.count))
+async def search_medications(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        _require(_FORMULARY, principal)
+        search = _search(request, handlers.MEDICATION_SEARCH_PARAMETERS)
+        resources, total = await handlers.search_medications(uow, search)
+        return FhirResponse(searchset(resources, total=total, base_url=_base(request),
+                                      resource_type="Medication", params=list(search.raw),
+                                      offset=search.offset, count=search.count))
 
 
 @router.get("/Medication/{dmd_id}")
-async def read_medication(dmd_id: str, uow: UowDep, principal: CurrentPrincipal) -> Response:
-    _require(_FORMULARY, principal)
-    return FhirResponse(await handlers.read_medication(uow, dmd_id))
+async def read_medication(request: Request, dmd_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        _require(_FORMULARY, principal)
+        return FhirResponse(await handlers.read_medication(uow, dmd_id))
 
 
 # ---- MedicationRequest ------------------------------------------------------------------
@@ -113,38 +115,38 @@ async def create_medication_request(request: Request, uow: UowDep,
 
 
 @router.get("/MedicationRequest", dependencies=[READ])
-async def search_medication_requests(request: Request, uow: UowDep,
-                                     principal: CurrentPrincipal) -> Response:
-    search = _search(request, handlers.MEDICATION_REQUEST_SEARCH_PARAMETERS)
-    resources, total = await handlers.search_requests(uow, principal, search)
-    await uow.commit()
-    return FhirResponse(searchset(resources, total=total, base_url=_base(request),
-                                  resource_type="MedicationRequest", params=list(search.raw),
-                                  offset=search.offset, count=search.count))
+async def search_medication_requests(request: Request) -> Response:
+    async with reading(request) as (uow, principal):
+        search = _search(request, handlers.MEDICATION_REQUEST_SEARCH_PARAMETERS)
+        resources, total = await handlers.search_requests(uow, principal, search)
+        await uow.commit()
+        return FhirResponse(searchset(resources, total=total, base_url=_base(request),
+                                      resource_type="MedicationRequest", params=list(search.raw),
+                                      offset=search.offset, count=search.count))
 
 
 @router.get("/MedicationRequest/{request_id}", dependencies=[READ])
-async def read_medication_request(request_id: str, uow: UowDep,
-                                  principal: CurrentPrincipal) -> Response:
-    resource = await handlers.read_request(uow, principal, request_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_medication_request(request: Request, request_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_request(uow, principal, request_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.get("/MedicationRequest/{request_id}/_history", dependencies=[READ])
-async def medication_request_history(request: Request, request_id: str, uow: UowDep,
-                                     principal: CurrentPrincipal) -> Response:
-    versions = await handlers.request_history(uow, principal, request_id)
-    await uow.commit()
-    return FhirResponse(history_bundle(versions, base_url=_base(request)))
+async def medication_request_history(request: Request, request_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        versions = await handlers.request_history(uow, principal, request_id)
+        await uow.commit()
+        return FhirResponse(history_bundle(versions, base_url=_base(request)))
 
 
 @router.get("/MedicationRequest/{request_id}/_history/{version_id}", dependencies=[READ])
-async def read_medication_request_version(request_id: str, version_id: str, uow: UowDep,
-                                          principal: CurrentPrincipal) -> Response:
-    resource = await handlers.read_request_version(uow, principal, request_id, version_id)
-    await uow.commit()
-    return fhir_response(resource)
+async def read_medication_request_version(request: Request, request_id: str, version_id: str) -> Response:
+    async with reading(request) as (uow, principal):
+        resource = await handlers.read_request_version(uow, principal, request_id, version_id)
+        await uow.commit()
+        return fhir_response(resource)
 
 
 @router.post("/MedicationRequest/{request_id}/$issue",
