@@ -14,7 +14,12 @@ from gpsoc_kit import metrics
 from gpsoc_kit.access import MATRIX
 from gpsoc_kit.auth import Principal, bearer_token
 from gpsoc_kit.fhir import FhirError, FhirResponse
-from gpsoc_kit.http import RequestContextMiddleware, add_health_routes, install_error_handlers
+from gpsoc_kit.http import (
+    FASTAPI_TELEMETRY_OFF,
+    RequestContextMiddleware,
+    add_health_routes,
+    install_error_handlers,
+)
 from gpsoc_kit.service import verifier_for
 from gpsoc_kit.telemetry import practice_var
 from starlette.responses import Response
@@ -108,6 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await denials.close()
 
     app = FastAPI(
+        telemetry=FASTAPI_TELEMETRY_OFF,
         title="openGPSoC gateway",
         lifespan=lifespan,
         docs_url=None,

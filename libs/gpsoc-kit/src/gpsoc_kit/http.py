@@ -73,6 +73,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ).response()
 
 
+# The chassis traces and measures requests itself (RequestContextMiddleware, Prometheus).
+# FastAPI's native telemetry would add spans of its own beside ours, and asks on every
+# request whether OpenTelemetry providers are configured (environment lookups and all).
+FASTAPI_TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
+
+
 class RequestContextMiddleware:
     """Request id, trace context and latency histogram by route (pure ASGI: cheap)."""
 
@@ -89,10 +95,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = None
+        trace_headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")
-                break
+            elif name in _TRACE_HEADERS:
+                trace_headers[name.decode("latin-1")] = value.decode("latin-1")
         request_id = request_id or str(uuid.uuid4())
         request_id_var.set(request_id)
         practice_var.set(None)
@@ -111,9 +119,8 @@ class RequestContextMiddleware:
         # The caller's trace context is kept even with tracing off: the OpenTelemetry API
         # carries its ids (a non-recording span) into audit records and events.
         token = None
-        if tracing_enabled() or any(name == b"traceparent" for name, _ in scope["headers"]):
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            token = otel_context.attach(extract_context(headers))
+        if tracing_enabled() or "traceparent" in trace_headers:
+            token = otel_context.attach(extract_context(trace_headers))
         try:
             if tracing_enabled():
                 with self._tracer.start_as_current_span(
@@ -133,6 +140,9 @@ class RequestContextMiddleware:
                     key[0], key[1], str(status)
                 )
             observer.observe(time.perf_counter() - started)
+
+
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 def add_health_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
@@ -189,7 +199,10 @@ def require(permission: Permission) -> Any:
     privacy officer asks about.
     """
 
-    async def _dependency(request: Request, principal: CurrentPrincipal) -> Principal:
+    async def _dependency(request: Request) -> Principal:
+        # The principal is fetched here rather than declared as a sub-dependency: each
+        # dependency FastAPI solves costs every request of the route.
+        principal = await current_principal(request)
         if not principal.can(permission):
             await _audit_failure(request, principal, f"denied: needs {permission.value}")
             principal.require(permission)

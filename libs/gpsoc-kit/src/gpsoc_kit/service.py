@@ -27,7 +27,12 @@ from .consumer import ConsumerConfig, ConsumerRunner, Handler
 from .db import create_engine, own_driver_connection
 from .events import SchemaRegistry
 from .fhir import FhirError, FhirResponse, Issue, not_found
-from .http import RequestContextMiddleware, add_health_routes, install_error_handlers
+from .http import (
+    FASTAPI_TELEMETRY_OFF,
+    RequestContextMiddleware,
+    add_health_routes,
+    install_error_handlers,
+)
 from .messaging import notify_channel
 from .relay import OutboxRelay, RelayConfig
 from .runtime import Runnable, Together, database_ready, kafka_ready_check, run_worker
@@ -167,6 +172,7 @@ def create_service_app(spec: ServiceApp, settings: ServiceSettings) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(
+        telemetry=FASTAPI_TELEMETRY_OFF,
         title=spec.title,
         lifespan=lifespan,
         docs_url=None,
