@@ -95,22 +95,5 @@ async def set_practice_raw(conn: asyncpg.Connection, practice: str, user: str = 
     await conn.fetchval(_SET_CONTEXT_RAW, practice, user)
 
 
-async def driver_connection(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under a SQLAlchemy one (same session, same transaction).
-
-    On engines of `create_engine`, SQLAlchemy's asyncpg dialect has set a jsonb codec on
-    it: jsonb parameters are JSON text (str), jsonb results come back parsed. Hot paths
-    select `jsonb::text` and parse it themselves, so they do not depend on that codec.
-    """
-    fairy = await conn.get_raw_connection()
-    return fairy.driver_connection
-
-
-async def own_driver_connection(engine: AsyncEngine) -> asyncpg.Connection:
-    """A driver connection to the engine's database, outside its pool (a worker's own)."""
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return await asyncpg.connect(url, server_settings={"application_name": "gpsoc"})
-
-
 def new_id() -> uuid.UUID:
     return uuid.uuid4()

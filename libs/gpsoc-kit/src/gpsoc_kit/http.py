@@ -173,6 +173,9 @@ def add_health_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
         return Response(body, media_type=content_type)
 
 
+_PRINCIPAL = "gpsoc.principal"  # the request scope's key for the verified caller
+
+
 async def current_principal(request: Request) -> Principal:
     """The caller, from the bearer token (401 if there is none or it is bad); once a request."""
     known: Principal | None = request.scope.get(_PRINCIPAL)
@@ -184,9 +187,6 @@ async def current_principal(request: Request) -> Principal:
     user_var.set(principal.user_id)
     request.scope[_PRINCIPAL] = principal
     return principal
-
-
-_PRINCIPAL = "gpsoc.principal"
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -262,9 +262,7 @@ async def request_unit_of_work(
     record is group-committed (gpsoc_kit.uow.OutboxGroupWriter).
     """
     principal = await current_principal(request)
-    factory = request.app.state.uow_factory
-    uow = factory(principal.practice, read_only=True) if read_only else factory(principal.practice)
-    async with uow:
+    async with request.app.state.uow_factory(principal.practice, read_only=read_only) as uow:
         try:
             yield uow, principal
         except Exception as exc:

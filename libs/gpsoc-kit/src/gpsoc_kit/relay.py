@@ -2,12 +2,12 @@
 
 Several replicas may run. Each publishing round takes a transaction-scoped
 advisory lock, so only one replica publishes at a time (keeping one patient's
-events in order), and the rows it publishes are marked sent in that same
+events in order), and the rows it publishes are deleted in that same
 transaction. A replica that dies mid-round rolls back and its rows are
 published by the next round; a consumer's inbox absorbs that rare resend.
 
-A published row is deleted in the round that publishes it: the outbox holds only what is
-still to go (Kafka keeps what went). Keeping published rows (they were kept a day) made
+So the outbox holds only what is still to go (Kafka keeps what went). Keeping published
+rows (they were kept a day, marked with published_at) made
 each event cost a second, full copy of its row (an update that changes an indexed
 column is never HOT) and the table grow by every event of the day, with the scans of
 unpublished rows walking past ever more dead index entries between vacuums: through the

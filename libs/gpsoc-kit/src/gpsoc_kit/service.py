@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +25,7 @@ from . import errors
 from .auth import TokenVerifier
 from .capability import ResourceCapability, capability_statement
 from .consumer import ConsumerConfig, ConsumerRunner, Handler
-from .db import create_engine, own_driver_connection
+from .db import create_engine, plain_url
 from .events import SchemaRegistry
 from .fhir import FhirError, FhirResponse, Issue, not_found
 from .http import (
@@ -70,10 +71,11 @@ def unit_of_work_factory(
 
 
 def outbox_group_writer(
-    engine: AsyncEngine, *, service_name: str, outbox: Table
+    database_url: str, *, service_name: str, outbox: Table
 ) -> OutboxGroupWriter:
+    """The writer of reads' outbox rows, on a connection of its own (as the relay listens)."""
     return OutboxGroupWriter(
-        lambda: own_driver_connection(engine),
+        lambda: asyncpg.connect(plain_url(database_url)),
         outbox=outbox,
         notify_channel=notify_channel(service_name),
     )
@@ -155,7 +157,7 @@ def create_service_app(spec: ServiceApp, settings: ServiceSettings) -> FastAPI:
         instrument_sqlalchemy(engine)
         app.state.engine = engine
         group_writer = outbox_group_writer(
-            engine, service_name=settings.service_name, outbox=spec.outbox
+            settings.database_url, service_name=settings.service_name, outbox=spec.outbox
         )
         app.state.uow_factory = unit_of_work_factory(
             engine,

@@ -56,6 +56,23 @@ def sql_literal(value: str) -> str:
 _SET_CONTEXT = "SELECT set_config('app.practice', {}, true), set_config('app.user', {}, true)"
 
 
+class OutboxStatements:
+    """The statements that put rendered outbox rows (`outbox_row`) into a service's outbox."""
+
+    def __init__(self, outbox: Table, notify_channel: str) -> None:
+        self._insert = (
+            f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
+        )
+        self._notify = f"SELECT pg_notify('{notify_channel}', '')"
+
+    def __call__(self, rows: list[str], wake_relay: bool) -> list[str]:
+        """The INSERT of `rows` and, if asked, the NOTIFY that wakes the relay (PostgreSQL
+        delivers it only when the transaction commits); nothing for no rows."""
+        if not rows:
+            return []
+        return [self._insert + ", ".join(rows), *([self._notify] if wake_relay else [])]
+
+
 class OutboxGroupWriter:
     """The outbox rows of read-only units of work: every read in flight's, in one statement.
 
@@ -78,8 +95,7 @@ class OutboxGroupWriter:
         notify_channel: str,
     ) -> None:
         self._connect = connect
-        self._insert = _outbox_insert(outbox)
-        self._notify = _notify(notify_channel)
+        self._outbox_statements = OutboxStatements(outbox, notify_channel)
         self._waiting: list[tuple[list[str], bool, asyncio.Future[None]]] = []
         self._draining: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
@@ -120,9 +136,7 @@ class OutboxGroupWriter:
         conn = self._conn
         if conn is None or conn.is_closed():
             conn = self._conn = await self._connect()
-        statements = [self._insert + ", ".join(rows)]
-        if wake_relay:
-            statements.append(self._notify)
+        statements = self._outbox_statements(rows, wake_relay)
         try:
             # One query, so one implicit transaction: all the rows (and the NOTIFY) or none.
             await conn.execute(";\n".join(statements))
@@ -159,8 +173,7 @@ class UnitOfWork:
         self._group_writer = group_writer
         self._outbox = outbox
         self._source = source
-        self._insert_outbox = _outbox_insert(outbox)
-        self._notify = _notify(notify_channel)
+        self._outbox_statements = OutboxStatements(outbox, notify_channel)
         self._pending: list[tuple[str, CloudEvent]] = []
         self._wake_relay = False
         self._conn: AsyncConnection | None = None
@@ -186,6 +199,9 @@ class UnitOfWork:
         self._conn = conn
         try:
             # Checked out just now, so the driver connection is at hand (no I/O to fetch it).
+            # SQLAlchemy's asyncpg dialect has set a jsonb codec on it (jsonb parameters are
+            # JSON text, results come back parsed); hot paths select `jsonb::text` and parse
+            # it themselves, so they do not depend on that codec.
             raw = conn.sync_connection.connection.driver_connection
             self._raw = raw
             if raw.is_in_transaction():  # never expected: a transaction must not be inherited
@@ -242,16 +258,10 @@ class UnitOfWork:
             if self._pending:
                 raise RuntimeError("events emitted after the unit of work ended")
             return  # committed already (or rolled back): nothing left to commit
-        if self.read_only:
-            await self._commit_read()
-            return
-        statements = []
-        if self._pending:
-            rows = ", ".join(outbox_row(topic, event) for topic, event in self._pending)
-            statements.append(self._insert_outbox + rows)
-            if self._wake_relay:
-                # Delivered by PostgreSQL only when the transaction commits.
-                statements.append(self._notify)
+        rows = [outbox_row(topic, event) for topic, event in self._pending]
+        wake_relay = self._wake_relay
+        # A read's rows go to the group writer once its transaction has ended.
+        statements = [] if self.read_only else self._outbox_statements(rows, wake_relay)
         statements.append("COMMIT")
         # One round trip; PostgreSQL stops at the first failing statement, so COMMIT runs
         # only if every row went in (and the caller answers only once it returned).
@@ -263,20 +273,7 @@ class UnitOfWork:
             raise
         self._pending.clear()
         self._wake_relay = False
-
-    async def _commit_read(self) -> None:
-        """End the read's transaction, then hand its events to the group writer."""
-        rows = [outbox_row(topic, event) for topic, event in self._pending]
-        wake_relay = self._wake_relay
-        self._open = False
-        try:
-            await self.raw.execute("COMMIT")
-        except BaseException:
-            self._open = self.raw.is_in_transaction()
-            raise
-        self._pending.clear()
-        self._wake_relay = False
-        if rows:
+        if self.read_only and rows:
             assert self._group_writer is not None
             await self._group_writer.write(rows, wake_relay=wake_relay)
 
@@ -342,14 +339,6 @@ def outbox_row(topic: str, event: CloudEvent) -> str:
     payload = orjson.dumps(event.to_dict()).decode()
     values = (event.id, topic, event.subject, payload, event.practice)
     return "(" + ", ".join(map(sql_literal, values)) + ")"
-
-
-def _outbox_insert(outbox: Table) -> str:
-    return f"INSERT INTO {outbox.name} (id, topic, message_key, payload, practice_code) VALUES "
-
-
-def _notify(channel: str) -> str:
-    return f"SELECT pg_notify('{channel}', '')"
 
 
 def _begin(practice: str, user: str, *, read_only: bool) -> str:

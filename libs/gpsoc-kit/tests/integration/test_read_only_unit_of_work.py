@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from gpsoc_kit.db import asyncpg_url, own_driver_connection
+from gpsoc_kit.db import asyncpg_url
 from gpsoc_kit.events import CloudEvent
 from gpsoc_kit.messaging import notify_channel
 from gpsoc_kit.testing.scratch import SERVICE, outbox
@@ -21,9 +21,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 
 @pytest.fixture
-async def group_writer(engine: Any) -> AsyncIterator[OutboxGroupWriter]:
+async def group_writer(kit_database: Any) -> AsyncIterator[OutboxGroupWriter]:
     writer = OutboxGroupWriter(
-        lambda: own_driver_connection(engine), outbox=outbox, notify_channel=notify_channel(SERVICE)
+        lambda: asyncpg.connect(kit_database.app_url),
+        outbox=outbox,
+        notify_channel=notify_channel(SERVICE),
     )
     yield writer
     await writer.close()
